@@ -1,0 +1,62 @@
+"""Small helpers shared by the command modules: reading texts, printing JSON and tables."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ragtune.errors import DataError
+
+out = Console()  # tables for people go to stdout; progress and logs go to stderr
+
+
+def read_texts(source: str, field: str = "text") -> list[str]:
+    """Texts from a file or stdin (``-``): plain lines, or JSONL objects with ``field``."""
+    if source == "-":
+        lines = sys.stdin.read().splitlines()
+        name = "<stdin>"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise DataError("file not found", path=source)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as exc:
+            raise DataError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", path=source) from None
+        name = source
+    texts: list[str] = []
+    is_jsonl = name.endswith(".jsonl")
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        if is_jsonl:
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"malformed JSON ({exc.msg})", path=name, line=number) from None
+            if not isinstance(obj, dict) or not isinstance(obj.get(field), str):
+                raise DataError("missing or non-string text", path=name, line=number, field=field,
+                                hint="choose the field with --field")
+            texts.append(obj[field])
+        else:
+            texts.append(line)
+    return texts
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def key_value_table(title: str, rows: dict[str, Any]) -> Table:
+    table = Table(title=title, show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key, value in rows.items():
+        table.add_row(key, f"{value:,}" if isinstance(value, int) and not isinstance(value, bool)
+                      else str(value))
+    return table

@@ -1,0 +1,55 @@
+"""Entry point of the ``ragtune`` console script.
+
+Each command lives in its own module and registers itself on the app with ``register(app)``.
+User errors (:class:`ragtune.errors.RagtuneError`) are printed as one line with exit code 1.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from ragtune.errors import RagtuneError
+
+app = typer.Typer(
+    name="ragtune",
+    help="Train, evaluate and serve text embedding models for retrieval (RAG).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Modules under ragtune.cli that define register(app); the order is the order in --help.
+COMMAND_MODULES: tuple[str, ...] = ("encode", "info")
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"ragtune.cli.{_name}").register(app)
+
+
+def main() -> None:
+    """Run the CLI; a RagtuneError becomes ``error: ...`` on stderr and exit code 1."""
+    try:
+        app(standalone_mode=False)
+    except RagtuneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except (typer.Abort,):
+        raise SystemExit(1) from None
+    except Exception as exc:  # click usage errors come through here with standalone_mode=False
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        raise
+
+
+if __name__ == "__main__":
+    main()

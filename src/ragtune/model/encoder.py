@@ -1,0 +1,350 @@
+"""The embedding model: a Hugging Face transformer, a pooling layer, optional L2 normalisation.
+
+One :class:`Encoder` embeds both queries and documents (shared weights: the Sentence-BERT siamese
+setup). It pools from the final layer or from any intermediate layer ``k``; :meth:`Encoder.truncate`
+then drops the layers above ``k`` so they are no longer computed.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ragtune.errors import RagtuneError
+from ragtune.io import atomic_dir
+from ragtune.model.pooling import pool
+from ragtune.model.resolve import resolve_model_path
+from ragtune.model.saving import read_folder_config, write_folder_config
+from ragtune.model.spec import EncoderConfig
+from ragtune.progress import make_progress, progress_enabled
+
+Features = dict[str, torch.Tensor]
+Precision = Literal["auto", "fp32", "bf16"]
+Output = Literal["sentence", "tokens"]
+
+
+def cpu_supports_bf16() -> bool:
+    """True when this CPU has native bf16 instructions (AVX512-BF16 or AMX).
+
+    Without them bf16 autocast is emulated and several times slower than fp32, so it is never
+    chosen automatically on such a CPU.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+class Encoder(nn.Module):
+    """Texts -> token embeddings -> pooled (and optionally normalised) vectors."""
+
+    def __init__(self, backbone: nn.Module, tokenizer: Any, config: EncoderConfig) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.config = config
+        limit = getattr(backbone.config, "max_position_embeddings", None)
+        if limit and config.max_seq_length > limit:
+            self.config = replace(config, max_seq_length=int(limit))
+        if config.layer is not None and config.layer > self.num_layers:
+            raise RagtuneError(
+                f"layer {config.layer} does not exist: the model has {self.num_layers} layers"
+            )
+        if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+            tokenizer.pad_token = tokenizer.eos_token  # decoder models ship without one
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_backbone(cls, backbone: nn.Module, tokenizer: Any, config: EncoderConfig) -> Encoder:
+        """Wrap an already built transformer (tests build tiny random ones this way)."""
+        return cls(backbone, tokenizer, config)
+
+    @classmethod
+    def load(
+        cls,
+        name_or_path: str | os.PathLike[str],
+        *,
+        pooling: str | None = None,
+        normalize: bool | None = None,
+        layer: int | None = None,
+        max_seq_length: int | None = None,
+        query_prompt: str | None = None,
+        document_prompt: str | None = None,
+        device: str | torch.device | None = None,
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+    ) -> Encoder:
+        """Load a ragtune, sentence-transformers or plain Hugging Face model folder or hub id.
+
+        Keyword arguments override what the folder says about itself. Weights are read from
+        safetensors only; ``trust_remote_code`` stays off unless asked for.
+        """
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # ragtune draws its own bars; keep stderr readable
+        folder = resolve_model_path(name_or_path, revision=revision)
+        cfg, transformer_dir = read_folder_config(folder)
+        overrides = {
+            "pooling": pooling, "normalize": normalize, "layer": layer,
+            "max_seq_length": max_seq_length, "query_prompt": query_prompt,
+            "document_prompt": document_prompt,
+        }
+        cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+        if not cfg.base_model:
+            cfg = replace(cfg, base_model=str(name_or_path))
+        if not any(transformer_dir.glob("*.safetensors")):
+            raise RagtuneError(
+                f"{transformer_dir}: no .safetensors weights found; ragtune loads safetensors only "
+                "(pickled .bin weights can run code when loaded). Convert them first, e.g. "
+                "`model.save_pretrained(dir, safe_serialization=True)` in a trusted environment"
+            )
+        hf_config = AutoConfig.from_pretrained(transformer_dir, trust_remote_code=trust_remote_code)
+        backbone = AutoModel.from_pretrained(
+            transformer_dir, config=hf_config, use_safetensors=True,
+            trust_remote_code=trust_remote_code,
+        )
+        tokenizer = AutoTokenizer.from_pretrained(transformer_dir, trust_remote_code=trust_remote_code)
+        encoder = cls(backbone, tokenizer, cfg)
+        dev = torch.device(device) if device else default_device()
+        return encoder.to(dev).eval()
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def dim(self) -> int:
+        return int(self.backbone.config.hidden_size)
+
+    @property
+    def num_layers(self) -> int:
+        return len(_layer_list(self.backbone))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.backbone.parameters()).device
+
+    # ------------------------------------------------------------------ forward
+    def tokenize(self, texts: Sequence[str], prompt: str | None = None) -> Features:
+        """Tokenize a batch (prompt prepended), padded to its longest text and truncated."""
+        if prompt:
+            texts = [prompt + t for t in texts]
+        batch = self.tokenizer(
+            list(texts), padding=True, truncation=True,
+            max_length=self.config.max_seq_length, return_tensors="pt",
+        )
+        return dict(batch)
+
+    def token_embeddings(self, features: Features) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token-level embeddings (B, T, D) from the chosen layer, and the mask (B, T)."""
+        inputs = {k: v for k, v in features.items() if k in _MODEL_INPUTS}
+        layer = self.config.layer
+        want_hidden = layer is not None and layer < self.num_layers
+        out = self.backbone(**inputs, output_hidden_states=want_hidden, return_dict=True)
+        # hidden_states[0] is the embedding output; hidden_states[k] is layer k's output.
+        tokens = out.hidden_states[layer] if want_hidden else out.last_hidden_state
+        return tokens, features["attention_mask"]
+
+    def forward(self, features: Features) -> torch.Tensor:
+        """Pooled embeddings (B, D), normalised if the config says so; keeps the graph."""
+        tokens, mask = self.token_embeddings(features)  # (B, T, D), (B, T)
+        emb = pool(tokens, mask, self.config.pooling)  # (B, D)
+        return F.normalize(emb, p=2, dim=-1) if self.config.normalize else emb
+
+    # ------------------------------------------------------------------ inference
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int = 32,
+        prompt: str | None = None,
+        normalize: bool | None = None,
+        show_progress: bool | None = None,
+        output: Output = "sentence",
+        precision: Precision = "auto",
+        description: str = "encoding",
+    ) -> Any:
+        """Embed texts: float32 array (N, D), or a list of (tokens_i, D) arrays for ``tokens``.
+
+        Texts are tokenized once, sorted by token length so batches carry little padding, and
+        returned in input order. ``normalize`` overrides the config for this call only.
+        """
+        if isinstance(texts, str):
+            raise RagtuneError("encode expects a list of texts, not a single string")
+        if output not in ("sentence", "tokens"):
+            raise RagtuneError(f"unknown output {output!r}; choose sentence or tokens")
+        if batch_size < 1:
+            raise RagtuneError(f"batch_size must be positive, got {batch_size}")
+        texts = [prompt + t for t in texts] if prompt else list(texts)
+        n = len(texts)
+        if n == 0:
+            return np.zeros((0, self.dim), dtype=np.float32) if output == "sentence" else []
+        ids = self.tokenizer(
+            texts, truncation=True, max_length=self.config.max_seq_length,
+            add_special_tokens=True, return_attention_mask=False,
+        )["input_ids"]
+        order = sorted(range(n), key=lambda i: -len(ids[i]))
+        norm = self.config.normalize if normalize is None else normalize
+        device = self.device
+        autocast = _autocast_dtype(device, precision)
+        results: list[Any] = [None] * n
+        was_training = self.training
+        self.eval()
+        show = progress_enabled(show_progress, default=n >= 8 * batch_size)
+        try:
+            with make_progress("texts", enabled=show) as bar, torch.inference_mode():
+                task = bar.add_task(description, total=n)
+                for start in range(0, n, batch_size):
+                    idx = order[start:start + batch_size]
+                    batch = self.tokenizer.pad(
+                        {"input_ids": [ids[i] for i in idx]}, padding=True, return_tensors="pt",
+                    )
+                    batch = {k: v.to(device) for k, v in batch.items()}
+                    with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+                        tokens, mask = self.token_embeddings(batch)
+                        if output == "sentence":
+                            emb = pool(tokens, mask, self.config.pooling).float()
+                    if output == "sentence":
+                        if norm:
+                            emb = F.normalize(emb, p=2, dim=-1)
+                        arr = emb.cpu().numpy()
+                        for row, i in enumerate(idx):
+                            results[i] = arr[row]
+                    else:
+                        tok = tokens.float().cpu().numpy()
+                        m = mask.bool().cpu().numpy()
+                        for row, i in enumerate(idx):
+                            results[i] = tok[row][m[row]]
+                    bar.advance(task, len(idx))
+        finally:
+            self.train(was_training)
+        if output == "tokens":
+            return results
+        return np.stack(results).astype(np.float32, copy=False)
+
+    def encode_queries(self, texts: Sequence[str], **kwargs: Any) -> Any:
+        """Encode with the model's saved query prompt (e.g. ``"query: "``)."""
+        kwargs.setdefault("description", "encoding queries")
+        return self.encode(texts, prompt=self.config.query_prompt or None, **kwargs)
+
+    def encode_documents(self, texts: Sequence[str], **kwargs: Any) -> Any:
+        """Encode with the model's saved document prompt (e.g. ``"passage: "``)."""
+        kwargs.setdefault("description", "encoding documents")
+        return self.encode(texts, prompt=self.config.document_prompt or None, **kwargs)
+
+    # ------------------------------------------------------------------ layers
+    def truncate(self, k: int) -> Encoder:
+        """A copy that keeps the embeddings and layers 1..k and pools from layer k.
+
+        Its embeddings equal this model's layer-k embeddings, without computing layers above k.
+        """
+        total = self.num_layers
+        if not 1 <= k <= total:
+            raise RagtuneError(f"cannot truncate to {k} layers: the model has {total}")
+        backbone = copy.deepcopy(self.backbone)
+        layers = _layer_list(backbone)
+        del layers[k:]
+        for attr in ("num_hidden_layers", "n_layers", "n_layer", "num_layers"):
+            if hasattr(backbone.config, attr):
+                setattr(backbone.config, attr, k)
+        if hasattr(backbone.config, "layer_types") and backbone.config.layer_types:
+            backbone.config.layer_types = backbone.config.layer_types[:k]
+        return Encoder(backbone, self.tokenizer, replace(self.config, layer=None))
+
+    # ------------------------------------------------------------------ saving
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write a sentence-transformers-compatible folder atomically.
+
+        A model that pools from an intermediate layer is saved truncated to that layer, so that
+        any loader (sentence-transformers included) computes the same embeddings.
+        """
+        model = self
+        if self.config.layer is not None and self.config.layer < self.num_layers:
+            model = self.truncate(self.config.layer)
+        target = Path(path)
+        with atomic_dir(target) as tmp:
+            model.backbone.save_pretrained(tmp, safe_serialization=True)
+            model.tokenizer.save_pretrained(tmp)
+            write_folder_config(tmp, model.config, model.dim, library_versions())
+        return target
+
+    def fingerprint(self) -> str:
+        """sha256 over the config and every weight: a key for caches of embeddings."""
+        h = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        for name, tensor in sorted(self.backbone.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        """What `ragtune info` prints: architecture, sizes and the embedding recipe."""
+        return {
+            "architecture": type(self.backbone).__name__,
+            "layers": self.num_layers,
+            "dim": self.dim,
+            "parameters": sum(p.numel() for p in self.backbone.parameters()),
+            "vocab_size": int(getattr(self.backbone.config, "vocab_size", 0)),
+            **self.config.to_dict(),
+        }
+
+
+_MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
+
+
+def _layer_list(backbone: nn.Module) -> nn.ModuleList:
+    """The ModuleList of transformer blocks, wherever the architecture keeps it."""
+    cfg = backbone.config
+    expected = next(
+        (getattr(cfg, a) for a in ("num_hidden_layers", "n_layers", "n_layer", "num_layers")
+         if isinstance(getattr(cfg, a, None), int)),
+        None,
+    )
+    for name in ("encoder.layer", "transformer.layer", "layers", "h", "encoder.layers", "layer"):
+        obj: Any = backbone
+        for part in name.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if isinstance(obj, nn.ModuleList):
+            return obj
+    candidates = [m for m in backbone.modules() if isinstance(m, nn.ModuleList)]
+    for m in candidates:
+        if expected is None or len(m) == expected:
+            return m
+    raise RagtuneError(f"cannot find the transformer layers of {type(backbone).__name__}")
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def _autocast_dtype(device: torch.device, precision: Precision) -> torch.dtype | None:
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision != "auto":
+        raise RagtuneError(f"unknown precision {precision!r}; choose auto, fp32 or bf16")
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None  # CPU: fp32 unless bf16 is asked for explicitly (see cpu_supports_bf16)
+
+
+def library_versions() -> dict[str, str]:
+    import transformers
+
+    from ragtune import __version__
+
+    return {"ragtune": __version__, "transformers": transformers.__version__,
+            "pytorch": torch.__version__}

@@ -1,0 +1,64 @@
+"""Imports point only backwards along the pipeline; nothing imports the CLI."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "ragtune"
+LEAVES = {"errors", "io", "progress"}  # utilities every stage may use
+ALLOWED = {
+    "data": set(),
+    "losses": set(),
+    "index": set(),
+    "config": set(),
+    "model": {"config"},
+    "mining": {"data", "model", "index"},
+    "evaluation": {"data", "model", "index"},
+    "train": {"data", "model", "losses", "evaluation", "config"},
+    "serve": {"model", "index", "data"},
+    "demo": {"data", "model", "losses", "evaluation", "train", "mining", "index", "config"},
+    "cli": None,  # may import anything
+}
+
+
+def stage_of(path: Path) -> str:
+    rel = path.relative_to(PACKAGE)
+    return rel.parts[0].removesuffix(".py")
+
+
+def imported_stages(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = set()
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "ragtune" and len(parts) > 1:
+                found.add(parts[1])
+    return found
+
+
+def test_stages_import_only_earlier_stages():
+    problems = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        stage = stage_of(path)
+        if stage in ("__init__", "__main__") or stage in LEAVES:
+            continue
+        allowed = ALLOWED.get(stage, set())
+        if allowed is None:
+            continue
+        bad = imported_stages(path) - allowed - LEAVES - {stage}
+        if bad:
+            problems.append(f"{path.relative_to(PACKAGE)} imports {sorted(bad)}")
+    assert not problems, "\n".join(problems)
+
+
+def test_nothing_imports_the_cli():
+    offenders = [
+        str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+        if stage_of(p) != "cli" and "cli" in imported_stages(p)
+    ]
+    assert offenders == []
