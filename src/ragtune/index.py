@@ -71,7 +71,8 @@ def select_top_k(
         ambiguous = (scores >= kth).sum(axis=1) > k  # (Q,)
         kept_idx = np.take_along_axis(indices, part, axis=1)  # (Q, k)
         for row in np.flatnonzero(ambiguous):
-            order = np.lexsort((indices[row], -scores[row]))[:k]
+            cand = np.flatnonzero(scores[row] >= kth[row, 0])  # every tie, plus the better ones
+            order = cand[np.lexsort((indices[row, cand], -scores[row, cand]))[:k]]
             kept[row], kept_idx[row] = scores[row, order], indices[row, order]
     else:
         kept, kept_idx = scores.copy(), np.array(indices, dtype=np.int64)

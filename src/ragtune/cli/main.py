@@ -22,7 +22,7 @@ app = typer.Typer(
 )
 
 # Modules under ragtune.cli that define register(app); the order is the order in --help.
-COMMAND_MODULES: tuple[str, ...] = ("encode", "info")
+COMMAND_MODULES: tuple[str, ...] = ("train", "encode", "info")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"ragtune.cli.{_name}").register(app)

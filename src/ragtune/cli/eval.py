@@ -1,0 +1,117 @@
+"""``ragtune eval``: score models (and BM25) on a BEIR folder, compare them, write a report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ragtune.cli._common import out, print_json
+from ragtune.errors import RagtuneError
+from ragtune.progress import console
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        "eval",
+        epilog=(
+            "Examples:\n\n"
+            "  ragtune eval --model sentence-transformers/all-MiniLM-L6-v2 --bm25 "
+            "--data data/scifact\n\n"
+            "  ragtune eval -m sentence-transformers/all-MiniLM-L6-v2 -m runs/demo/model "
+            "--data data/scifact --split test --out runs/demo/eval --cache-dir .cache/emb\n\n"
+            "  ragtune eval --bm25 --data data/scifact --k 1,10,100 --json\n\n"
+            "With two or more models the first is the baseline and the last the candidate of the "
+            "verdict; with one model and --bm25, BM25 is the baseline."
+        ),
+    )(eval_command)
+
+
+def eval_command(
+    models: list[str] = typer.Option(
+        [], "--model", "-m", help="Model folder or hub id; repeat to compare several."
+    ),
+    bm25: bool = typer.Option(False, "--bm25", help="Add the BM25 baseline (k1=0.9, b=0.4)."),
+    data: Path = typer.Option(..., "--data", "-d", help="BEIR folder (corpus.jsonl, ...)."),
+    split: str = typer.Option("test", help="Qrels split to evaluate: qrels/<split>.tsv."),
+    out_dir: Path | None = typer.Option(
+        None, "--out", "-o", help="Write report.json, report.md, metrics.png, per_query.jsonl."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
+    k: str = typer.Option("1,3,5,10,100", "--k", help="Cut-offs, comma-separated."),
+    cache_dir: Path | None = typer.Option(
+        None, help="Cache corpus embeddings here (keyed by model and corpus fingerprints)."
+    ),
+    batch_size: int = typer.Option(32, help="Texts per forward pass."),
+) -> None:
+    """Evaluate retrieval (nDCG, MRR, Recall, MAP, P at each k) and say which system wins."""
+    from ragtune.data.beir import load_beir
+    from ragtune.evaluation.evaluate import evaluate_bm25, evaluate_encoder
+    from ragtune.evaluation.report import compare
+
+    if not models and not bm25:
+        raise RagtuneError("nothing to evaluate: pass --model (one or more) and/or --bm25")
+    k_values = _parse_k(k)
+    evalset = load_beir(data, split)
+    console.print(
+        f"{evalset.name}: {len(evalset.queries):,} queries, {len(evalset.corpus):,} documents"
+    )
+
+    results = []
+    if bm25:
+        results.append(evaluate_bm25(evalset, k_values=k_values))
+    names = _unique_names(models)
+    for model, name in zip(models, names, strict=True):
+        from ragtune.model import Encoder
+
+        encoder = Encoder.load(model)
+        results.append(
+            evaluate_encoder(
+                encoder,
+                evalset,
+                name=name,
+                k_values=k_values,
+                batch_size=batch_size,
+                cache_dir=cache_dir,
+            )
+        )
+    baseline = candidate = None
+    if len(names) >= 2:
+        baseline, candidate = names[0], names[-1]
+    elif bm25 and names:
+        baseline, candidate = results[0].system, names[0]
+    report = compare(results, evalset, baseline=baseline, candidate=candidate)
+
+    if out_dir is not None:
+        report.save(out_dir)
+        console.print(f"wrote {out_dir}/report.json, report.md, metrics.png, per_query.jsonl")
+    if as_json:
+        print_json(report.to_json())
+        return
+    out.print(report.table())
+    if report.verdict is not None:
+        out.print(report.verdict, highlight=False)
+
+
+def _parse_k(text: str) -> list[int]:
+    try:
+        ks = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise RagtuneError(
+            f"--k must be comma-separated integers like 1,10,100; got {text!r}"
+        ) from None
+    if not ks or min(ks) < 1:
+        raise RagtuneError(f"--k values must be positive integers; got {text!r}")
+    return ks
+
+
+def _unique_names(models: list[str]) -> list[str]:
+    """The model strings as given, with ``#2``, ``#3`` added to repeats."""
+    names: list[str] = []
+    for model in models:
+        name, n = model, 1
+        while name in names:
+            n += 1
+            name = f"{model}#{n}"
+        names.append(name)
+    return names

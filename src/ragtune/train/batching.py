@@ -1,0 +1,197 @@
+"""Batches for contrastive training: tokenized once, no duplicate queries or positives per batch.
+
+Every distinct text is tokenized exactly once (queries with the query prompt, documents with the
+document prompt) and given an integer id; examples become tuples of ids. The ids double as the
+text identities the InfoNCE loss uses to mask in-batch false negatives. A batch never holds two
+examples with the same query or the same positive: with in-batch negatives such a pair would make
+one example's positive a "negative" of the other.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ragtune.data.schema import Example, LabelledPair
+from ragtune.errors import RagtuneError
+
+Features = dict[str, torch.Tensor]
+
+
+@dataclass
+class TokenCache:
+    """Token ids of every distinct text, tokenized once for the whole run."""
+
+    ids: list[list[int]] = field(default_factory=list)
+    index: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def add(self, text: str, kind: str) -> int:
+        key = (kind, text)
+        found = self.index.get(key)
+        if found is None:
+            found = len(self.ids)
+            self.index[key] = found
+            self.ids.append([])
+        return found
+
+    def tokenize(self, tokenizer: Any, max_length: int, prompts: dict[str, str],
+                 chunk: int = 4096) -> None:
+        """Fill in token ids for every text added so far (fast tokenizers batch in Rust)."""
+        keys = sorted(self.index.items(), key=lambda kv: kv[1])
+        for start in range(0, len(keys), chunk):
+            part = keys[start:start + chunk]
+            texts = [prompts.get(kind, "") + text for (kind, text), _ in part]
+            encoded = tokenizer(texts, truncation=True, max_length=max_length,
+                                return_attention_mask=False)["input_ids"]
+            for (_, idx), ids in zip(part, encoded):
+                self.ids[idx] = ids
+
+
+@dataclass(frozen=True)
+class Row:
+    """One example as text ids: query, then positive/document, then negatives; label if any."""
+
+    query: int
+    document: int
+    negatives: tuple[int, ...] = ()
+    label: float | None = None
+
+
+@dataclass
+class TrainingSet:
+    """Examples as id rows plus the token cache that holds their texts."""
+
+    rows: list[Row]
+    cache: TokenCache
+    labelled: bool
+    num_negatives: int
+
+    @property
+    def num_texts(self) -> int:
+        return len(self.cache.ids)
+
+
+def build_training_set(
+    examples: Sequence[Example | LabelledPair], tokenizer: Any, max_length: int,
+    query_prompt: str = "", document_prompt: str = "", num_negatives: int | None = None,
+) -> TrainingSet:
+    """Turn examples into id rows, tokenizing each distinct text once.
+
+    ``num_negatives`` fixes how many negatives every row uses (a batch needs a fixed number);
+    None means the smallest count present in the data, so nothing is padded with fake negatives.
+    """
+    if not examples:
+        raise RagtuneError("no training examples")
+    labelled = isinstance(examples[0], LabelledPair)
+    if any(isinstance(e, LabelledPair) != labelled for e in examples):
+        raise RagtuneError("training data mixes labelled pairs with (query, positive) examples")
+    cache = TokenCache()
+    rows: list[Row] = []
+    if labelled:
+        for e in examples:
+            assert isinstance(e, LabelledPair)
+            rows.append(Row(cache.add(e.query, "query"), cache.add(e.document, "document"),
+                            label=float(e.label)))
+        n_neg = 0
+    else:
+        counts = [len(e.negatives) for e in examples]  # type: ignore[union-attr]
+        n_neg = min(counts) if num_negatives is None else num_negatives
+        if n_neg > min(counts):
+            short = sum(c < n_neg for c in counts)
+            raise RagtuneError(
+                f"{short} of {len(examples)} examples have fewer than {n_neg} negatives; "
+                "lower num_negatives or mine more negatives"
+            )
+        for e in examples:
+            assert isinstance(e, Example)
+            rows.append(Row(
+                cache.add(e.query, "query"), cache.add(e.positive, "document"),
+                tuple(cache.add(n, "document") for n in e.negatives[:n_neg]),
+            ))
+    cache.tokenize(tokenizer, max_length, {"query": query_prompt, "document": document_prompt})
+    return TrainingSet(rows, cache, labelled, n_neg)
+
+
+def epoch_batches(
+    data: TrainingSet, batch_size: int, seed: int, epoch: int, group_by_length: bool = False,
+    drop_last: bool = True,
+) -> list[list[int]]:
+    """Row indices for every batch of one epoch; the same (seed, epoch) gives the same batches.
+
+    Rows are shuffled, then placed greedily: a row whose query or positive text is already in the
+    open batch waits for the next one (labelled pairs only avoid repeating a pair). With
+    ``group_by_length`` rows are sorted by length inside windows of 50 batches, then the batches
+    are shuffled, which cuts padding without making batches predictable.
+    """
+    rng = random.Random(seed * 100_003 + epoch)
+    order = list(range(len(data.rows)))
+    rng.shuffle(order)
+    if group_by_length:
+        window = batch_size * 50
+        lengths = [len(data.cache.ids[r.document]) for r in data.rows]
+        order = [i for s in range(0, len(order), window)
+                 for i in sorted(order[s:s + window], key=lambda i: -lengths[i])]
+    batches: list[list[int]] = []
+    pending = order
+    while pending:
+        batch: list[int] = []
+        seen: set[int] = set()
+        deferred: list[int] = []
+        for i in pending:
+            row = data.rows[i]
+            keys = {("q", row.query), ("d", row.document)} if not data.labelled else {
+                ("p", row.query * 1_000_003 + row.document)}
+            if len(batch) < batch_size and not (keys & seen):  # type: ignore[operator]
+                batch.append(i)
+                seen |= keys  # type: ignore[arg-type]
+            else:
+                deferred.append(i)
+        if len(batch) < batch_size and drop_last and batches:
+            break  # a short last batch has too few in-batch negatives to be worth a step
+        batches.append(batch)
+        pending = deferred
+    if group_by_length:
+        rng.shuffle(batches)
+    return batches
+
+
+def pad(sequences: Sequence[list[int]], pad_id: int) -> Features:
+    """Right-pad token id lists into input_ids and attention_mask (B, T)."""
+    longest = max(len(s) for s in sequences)
+    input_ids = torch.full((len(sequences), longest), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), longest), dtype=torch.long)
+    for i, seq in enumerate(sequences):
+        input_ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[i, : len(seq)] = 1
+    return {"input_ids": input_ids, "attention_mask": mask}
+
+
+def collate(data: TrainingSet, batch: Sequence[int], pad_id: int) -> dict[str, Any]:
+    """Tokenized text columns and loss extras for one batch.
+
+    Returns ``{"texts": {column: features}, "extra": {name: tensor}, "reshape": {...}}`` with
+    columns named as the losses expect: query/positive/negatives, or query/document/label.
+    """
+    rows = [data.rows[i] for i in batch]
+    ids = data.cache.ids
+    texts: dict[str, Features] = {"query": pad([ids[r.query] for r in rows], pad_id)}
+    extra: dict[str, torch.Tensor] = {}
+    reshape: dict[str, tuple[int, int]] = {}
+    if data.labelled:
+        texts["document"] = pad([ids[r.document] for r in rows], pad_id)
+        extra["label"] = torch.tensor([r.label for r in rows], dtype=torch.float32)
+    else:
+        texts["positive"] = pad([ids[r.document] for r in rows], pad_id)
+        extra["query_ids"] = torch.tensor([r.query for r in rows], dtype=torch.long)
+        extra["positive_ids"] = torch.tensor([r.document for r in rows], dtype=torch.long)
+        if data.num_negatives:
+            flat = [ids[n] for r in rows for n in r.negatives]  # (B * N) texts, row-major
+            texts["negatives"] = pad(flat, pad_id)
+            reshape["negatives"] = (len(rows), data.num_negatives)
+            extra["negative_ids"] = torch.tensor([list(r.negatives) for r in rows],
+                                                 dtype=torch.long)
+    return {"texts": texts, "extra": extra, "reshape": reshape}

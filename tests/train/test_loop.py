@@ -1,0 +1,88 @@
+"""The training loop end to end on a tiny model: learning, outputs, honesty, divergence."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ragtune.config import load_config
+from ragtune.model import Encoder
+from ragtune.train import TrainConfig, TrainingDiverged, train
+
+
+def config(tmp_path, model_dir, data, **values):
+    base = {"model": str(model_dir), "data": str(data), "output": str(tmp_path / "out"),
+            "batch_size": 8, "epochs": 2, "learning_rate": 1e-3, "log_steps": 1,
+            "warmup_ratio": 0.0, "save_steps": 1000, "dev_fraction": 0.25}
+    return load_config(TrainConfig, None, (), **{**base, **values})
+
+
+def test_training_learns_and_writes_a_complete_run(tmp_path, tiny_model_dir, pairs_file):
+    result = train(config(tmp_path, tiny_model_dir, pairs_file))
+    out = tmp_path / "out"
+    log = [json.loads(line) for line in (out / "run" / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert losses[-1] < losses[0]
+    assert result.base_score is not None and result.best_score is not None
+    assert result.best_score >= result.base_score
+    for name in ("config.yaml", "data.json", "curves.png", "summary.json"):
+        assert (out / "run" / name).is_file(), name
+    assert "nDCG@10" in (out / "README.md").read_text() or "ndcg@10" in (out / "README.md").read_text()
+    tuned = Encoder.load(out, device="cpu")
+    assert tuned.encode(["what is a falcon"]).shape == (1, 32)
+
+
+def test_a_run_that_cannot_improve_publishes_the_base_model(tmp_path, tiny_model_dir, pairs_file):
+    result = train(config(tmp_path, tiny_model_dir, pairs_file, learning_rate=0.0, epochs=1))
+    assert not result.improved and result.best_step == 0
+    base = Encoder.load(tiny_model_dir, device="cpu")
+    published = Encoder.load(tmp_path / "out", device="cpu")
+    texts = ["what is a harbor", "tulip tulip notes"]
+    np.testing.assert_array_equal(published.encode(texts), base.encode(texts))
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
+    tmp_path, tiny_model_dir, pairs_file, monkeypatch
+):
+    from ragtune.losses.infonce import InfoNCELoss
+
+    original = InfoNCELoss.forward
+    calls = {"n": 0}
+
+    def sometimes_nan(self, *args, **kwargs):
+        calls["n"] += 1
+        loss = original(self, *args, **kwargs)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(InfoNCELoss, "forward", sometimes_nan)
+    cfg = config(tmp_path, tiny_model_dir, pairs_file, save_steps=1, dev_fraction=0.0)
+    with pytest.raises(TrainingDiverged, match="at step 3"):
+        train(cfg)
+    checkpoints = sorted(p.name for p in (tmp_path / "out" / "run" / "checkpoints").iterdir())
+    assert checkpoints[-1] == "step-00000002"
+
+
+def test_labelled_data_needs_a_labelled_loss(tmp_path, tiny_model_dir):
+    from ragtune.errors import RagtuneError
+
+    data = tmp_path / "labelled.jsonl"
+    data.write_text("".join(
+        json.dumps({"query": f"q {i}", "document": f"d {i}", "label": i % 2}) + "\n"
+        for i in range(40)))
+    with pytest.raises(RagtuneError, match="contrastive or cosine"):
+        train(config(tmp_path, tiny_model_dir, data, dev_fraction=0.0))
+    result = train(config(tmp_path, tiny_model_dir, data, dev_fraction=0.0,
+                          output=str(tmp_path / "out2"), loss={"name": "contrastive"}))
+    assert result.steps > 0
+
+
+def test_gradcache_training_matches_plain_training(tmp_path, tiny_model_dir, pairs_file):
+    common = {"dev_fraction": 0.0, "epochs": 1, "batch_size": 16}
+    train(config(tmp_path, tiny_model_dir, pairs_file, output=str(tmp_path / "plain"), **common))
+    train(config(tmp_path, tiny_model_dir, pairs_file, output=str(tmp_path / "cached"),
+                 loss={"name": "infonce", "cache_mini_batch_size": 4}, **common))
+    plain = Encoder.load(tmp_path / "plain", device="cpu").backbone.state_dict()
+    cached = Encoder.load(tmp_path / "cached", device="cpu").backbone.state_dict()
+    for name, tensor in plain.items():
+        torch.testing.assert_close(cached[name], tensor, rtol=1e-4, atol=1e-5, msg=name)
