@@ -65,7 +65,9 @@ def test_shapes_are_checked():
         ContrastiveLoss()(query=torch.zeros(2, 3), document=torch.zeros(2, 4), label=t([1.0, 0.0]))
     with pytest.raises(LossError, match=r"label must have shape \(2,\), got \(3,\)"):
         ContrastiveLoss()(query=torch.zeros(2, 3), document=torch.zeros(2, 3), label=t([1.0, 0, 1]))
-    with pytest.raises(LossError, match="unknown distance 'dot'; choose one of 'cosine', 'euclidean'"):
+    with pytest.raises(
+        LossError, match="unknown distance 'dot'; choose one of 'cosine', 'euclidean'"
+    ):
         ContrastiveLoss(distance="dot")  # type: ignore[arg-type]
 
 

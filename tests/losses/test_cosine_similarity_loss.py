@@ -36,8 +36,12 @@ def test_signed_range_accepts_negative_labels():
 
 @pytest.mark.parametrize(
     ("label_range", "bad", "shown"),
-    [("[0,1]", -0.5, r"\[0, 1\], got -0.5"), ("[0,1]", 1.2, r"\[0, 1\], got 1.2"),
-     ("[-1,1]", -2.0, r"\[-1, 1\], got -2"), ("[0,1]", math.nan, r"\[0, 1\], got nan")],
+    [
+        ("[0,1]", -0.5, r"\[0, 1\], got -0.5"),
+        ("[0,1]", 1.2, r"\[0, 1\], got 1.2"),
+        ("[-1,1]", -2.0, r"\[-1, 1\], got -2"),
+        ("[0,1]", math.nan, r"\[0, 1\], got nan"),
+    ],
 )
 def test_out_of_range_labels_name_the_range_and_the_value(label_range, bad, shown):
     loss_fn = CosineSimilarityLoss(label_range=label_range)
@@ -52,8 +56,12 @@ def test_edge_cases_and_shapes():
     assert loss.item() == pytest.approx(1.0)  # zero vectors have cosine 0, not NaN
     assert torch.isfinite(z.grad).all()
     with pytest.raises(LossError, match=r"query \(2, 3\) and document \(1, 3\)"):
-        CosineSimilarityLoss()(query=torch.ones(2, 3), document=torch.ones(1, 3), label=t([1.0, 1.0]))
-    with pytest.raises(LossError, match=r"unknown label_range '0-1'; choose one of '\[0,1\]', '\[-1,1\]'"):
+        CosineSimilarityLoss()(
+            query=torch.ones(2, 3), document=torch.ones(1, 3), label=t([1.0, 1.0])
+        )
+    with pytest.raises(
+        LossError, match=r"unknown label_range '0-1'; choose one of '\[0,1\]', '\[-1,1\]'"
+    ):
         CosineSimilarityLoss(label_range="0-1")  # type: ignore[arg-type]
 
 

@@ -45,7 +45,11 @@ def fake_tokens(rows: int, seed: int, width: int = 16) -> dict[str, torch.Tensor
 
 
 def batch() -> dict[str, dict[str, torch.Tensor]]:
-    return {"query": fake_tokens(B, 1), "positive": fake_tokens(B, 2), "negatives": fake_tokens(B * N, 3)}
+    return {
+        "query": fake_tokens(B, 1),
+        "positive": fake_tokens(B, 2),
+        "negatives": fake_tokens(B * N, 3),
+    }
 
 
 def plain_step(model, loss_fn, texts, extra=None, reshape=None, chunk=None) -> torch.Tensor:
@@ -70,22 +74,28 @@ def grads(model) -> dict[str, torch.Tensor]:
 
 
 def assert_same_gradients(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor], rel=1e-4):
+    """Relative error < rel per parameter. The attention key biases' true gradient is exactly 0
+    (adding a constant to every score of a softmax row changes nothing), so both sides hold float
+    noise of ~1e-10 there: a 1e-8 absolute floor keeps that noise from counting as an error."""
     assert got.keys() == want.keys()
     for name in want:
-        err = (got[name] - want[name]).norm() / want[name].norm().clamp_min(1e-12)
-        assert err < rel, f"{name}: relative error {err:.2e}"
+        diff, size = (got[name] - want[name]).norm(), want[name].norm()
+        assert diff <= rel * size + 1e-8, (
+            f"{name}: error {diff:.2e} for a gradient of norm {size:.2e}"
+        )
 
 
 @pytest.mark.parametrize(
-    ("loss_fn", "mini_batch_size"),
+    ("loss_fn", "mini_batch_size", "masked"),
+    # examples 0 and 3 share a positive: masked in each other's row (twice more if symmetric)
     [
-        (InfoNCELoss(), 4),  # 4 does not divide the 6 queries
-        (InfoNCELoss(symmetric=True), 5),
-        (MatryoshkaLoss(InfoNCELoss(), dims=(32, 16, 8)), 4),
+        (InfoNCELoss(), 4, 2.0),  # 4 does not divide the 6 queries
+        (InfoNCELoss(symmetric=True), 5, 4.0),
+        (MatryoshkaLoss(InfoNCELoss(), dims=(32, 16, 8)), 4, 2.0),
     ],
     ids=["infonce", "infonce-symmetric-mb5", "matryoshka-infonce"],
 )
-def test_equals_the_full_batch_loss_and_gradients(loss_fn, mini_batch_size):
+def test_equals_the_full_batch_loss_and_gradients(loss_fn, mini_batch_size, masked):
     texts = batch()
     reshape = {"negatives": (B, N)}
     extra = {"positive_ids": torch.tensor([0, 1, 2, 0, 3, 4])}
@@ -100,7 +110,7 @@ def test_equals_the_full_batch_loss_and_gradients(loss_fn, mini_batch_size):
     assert not got_loss.requires_grad
     torch.testing.assert_close(got_loss, want_loss, rtol=1e-5, atol=0)
     assert_same_gradients(grads(model), want)
-    assert gc.last_stats["masked_false_negatives"] == 2.0  # examples 0 and 3 share a positive
+    assert gc.last_stats["masked_false_negatives"] == masked
 
 
 def test_loss_scale_scales_the_gradients_and_labels_pass_through():

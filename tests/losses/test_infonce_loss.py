@@ -125,7 +125,9 @@ def test_false_negative_margin_masks_negatives_scoring_above_the_positive():
 def test_symmetric_adds_the_document_to_query_term_and_averages():
     loss = InfoNCELoss(scale=10.0, symmetric=True)(query=t(Q), positive=t(P))
     forward = sum(hand_row(Q[i], P, i, 10.0) for i in range(3)) / 3
-    backward = sum(hand_row(P[j], Q, j, 10.0) for j in range(3)) / 3  # each positive picks its query
+    backward = (
+        sum(hand_row(P[j], Q, j, 10.0) for j in range(3)) / 3
+    )  # each positive picks its query
     assert loss.item() == pytest.approx((forward + backward) / 2, rel=1e-10)
 
 
@@ -188,12 +190,18 @@ def test_mismatched_shapes_raise_naming_the_shapes():
     with pytest.raises(LossError, match=r"query \(2, 4\) and positive \(2, 5\)"):
         InfoNCELoss()(query=torch.zeros(2, 4), positive=torch.zeros(2, 5))
     with pytest.raises(LossError, match=r"expected \(2, n_negatives, 4\)"):
-        InfoNCELoss()(query=torch.zeros(2, 4), positive=torch.zeros(2, 4), negatives=torch.zeros(3, 1, 4))
+        InfoNCELoss()(
+            query=torch.zeros(2, 4), positive=torch.zeros(2, 4), negatives=torch.zeros(3, 1, 4)
+        )
     with pytest.raises(LossError, match=r"negatives must be \(batch, n_negatives, dim\)"):
-        InfoNCELoss()(query=torch.zeros(2, 4), positive=torch.zeros(2, 4), negatives=torch.zeros(2, 4))
+        InfoNCELoss()(
+            query=torch.zeros(2, 4), positive=torch.zeros(2, 4), negatives=torch.zeros(2, 4)
+        )
     with pytest.raises(LossError, match=r"positive_ids must have shape \(2,\), got \(3,\)"):
         InfoNCELoss()(
-            query=torch.zeros(2, 4), positive=torch.zeros(2, 4), positive_ids=torch.tensor([1, 2, 3])
+            query=torch.zeros(2, 4),
+            positive=torch.zeros(2, 4),
+            positive_ids=torch.tensor([1, 2, 3]),
         )
     with pytest.raises(LossError, match="integer tensor"):
         InfoNCELoss()(

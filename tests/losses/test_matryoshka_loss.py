@@ -48,7 +48,9 @@ def test_forwards_inputs_and_rejects_bad_dims():
     wrapped = MatryoshkaLoss(InfoNCELoss(), dims=(4, 2))
     assert wrapped.inputs == ("query", "positive")
     with pytest.raises(LossError, match=r"dims \(16,\) exceed the embedding size 8"):
-        MatryoshkaLoss(InfoNCELoss(), dims=(16, 4))(query=torch.ones(2, 8), positive=torch.ones(2, 8))
+        MatryoshkaLoss(InfoNCELoss(), dims=(16, 4))(
+            query=torch.ones(2, 8), positive=torch.ones(2, 8)
+        )
     with pytest.raises(LossError, match="one entry per dim"):
         MatryoshkaLoss(InfoNCELoss(), dims=(4, 2), weights=(1.0,))
     with pytest.raises(LossError, match="must be positive"):

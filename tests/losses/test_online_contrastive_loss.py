@@ -50,7 +50,9 @@ def test_single_class_batch_falls_back_to_the_plain_contrastive_loss():
 
 def test_batch_of_one_and_bad_labels():
     q, d = pairs_at([0.3])
-    loss = OnlineContrastiveLoss(margin=1.0, distance="euclidean")(query=q, document=d, label=t([0.0]))
+    loss = OnlineContrastiveLoss(margin=1.0, distance="euclidean")(
+        query=q, document=d, label=t([0.0])
+    )
     assert loss.item() == pytest.approx(0.5 * 0.7**2)
     with pytest.raises(ValueError, match=r"label must be in \{0, 1\}, got 0.3"):
         OnlineContrastiveLoss()(query=q, document=d, label=t([0.3]))

@@ -45,7 +45,8 @@ def test_euclidean_value_and_gradient_by_hand():
     torch.testing.assert_close(q.grad, t([dq0, dq1]))
     torch.testing.assert_close(p.grad, t([[-2 * x / 4 for x in u_p0], [-x / 4 for x in u_p1]]))
     torch.testing.assert_close(
-        n.grad, t([[[x / 4 for x in u_n00], [x / 4 for x in u_n01]], [[x / 4 for x in u_n10], [0, 0]]])
+        n.grad,
+        t([[[x / 4 for x in u_n00], [x / 4 for x in u_n01]], [[x / 4 for x in u_n10], [0, 0]]]),
     )
 
 
@@ -99,11 +100,19 @@ def test_batch_of_one_and_all_equal_embeddings():
 
 def test_shapes_are_checked():
     with pytest.raises(LossError, match=r"query \(2, 4\) and positive \(2, 3\)"):
-        TripletLoss()(query=torch.zeros(2, 4), positive=torch.zeros(2, 3), negatives=torch.zeros(2, 1, 4))
-    with pytest.raises(ValueError, match=r"negatives \(2, 4\)|negatives must be"):
-        TripletLoss()(query=torch.zeros(2, 4), positive=torch.zeros(2, 4), negatives=torch.zeros(2, 4))
+        TripletLoss()(
+            query=torch.zeros(2, 4), positive=torch.zeros(2, 3), negatives=torch.zeros(2, 1, 4)
+        )
+    with pytest.raises(
+        ValueError, match=r"negatives must be \(batch, n_negatives, dim\), got shape \(2, 4\)"
+    ):
+        TripletLoss()(
+            query=torch.zeros(2, 4), positive=torch.zeros(2, 4), negatives=torch.zeros(2, 4)
+        )
     with pytest.raises(LossError, match=r"negatives \(2, 1, 5\) do not match query \(2, 4\)"):
-        TripletLoss()(query=torch.zeros(2, 4), positive=torch.zeros(2, 4), negatives=torch.zeros(2, 1, 5))
+        TripletLoss()(
+            query=torch.zeros(2, 4), positive=torch.zeros(2, 4), negatives=torch.zeros(2, 1, 5)
+        )
     with pytest.raises(LossError, match="unknown distance 'manhattan'"):
         TripletLoss(distance="manhattan")  # type: ignore[arg-type]
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from ragtune.data.jsonl import open_binary
 from ragtune.data.schema import Document, EvalSet, Example, Qrels
 from ragtune.errors import DataError
 from ragtune.io import atomic_dir
@@ -75,25 +76,33 @@ def beir_training_pairs(
         _check_known(qrels_path, line, qid, queries, doc_id, docs)
         doc_line, text = docs[doc_id]
         if not text.strip():
-            raise DataError(f"document {doc_id!r} is judged relevant but has no title or text",
-                            path=str(corpus_path), line=doc_line, field="text")
+            raise DataError(
+                f"document {doc_id!r} is judged relevant but has no title or text",
+                path=str(corpus_path),
+                line=doc_line,
+                field="text",
+            )
         pairs.append(Example(query=queries[qid], positive=text, query_id=qid, positive_id=doc_id))
     return pairs
 
 
 def iter_corpus(path: Path) -> Iterator[tuple[int, Document]]:
-    """Stream ``(line, Document)``; ``title`` and ``metadata`` are optional, ``text`` may be empty."""
+    """Stream ``(line, Document)``; ``title`` and ``metadata`` are optional; ``text`` may be ""."""
     seen: set[str] = set()
     for line, obj in _iter_objects(path):
         doc_id = _id(obj, path, line)
         if doc_id in seen:
-            raise DataError(f"duplicate document id {doc_id!r}", path=str(path), line=line, field="_id")
+            raise DataError(
+                f"duplicate document id {doc_id!r}", path=str(path), line=line, field="_id"
+            )
         seen.add(doc_id)
         text = _str_field(obj, "text", path, line, required=True)
         title = _str_field(obj, "title", path, line, required=False)
         metadata = obj.get("metadata") or {}
         if not isinstance(metadata, dict):
-            raise DataError("metadata must be an object", path=str(path), line=line, field="metadata")
+            raise DataError(
+                "metadata must be an object", path=str(path), line=line, field="metadata"
+            )
         yield line, Document(id=doc_id, text=text, title=title, metadata=metadata)
 
 
@@ -114,17 +123,14 @@ def iter_queries(path: Path) -> Iterator[tuple[int, str, str]]:
 def read_qrels(path: Path) -> Iterator[tuple[int, str, str, int]]:
     """Stream ``(line, query id, corpus id, score)`` from a qrels TSV (header optional)."""
     source = str(path)
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        raise DataError("file not found", path=source) from None
-    with f:
+    with open_binary(path) as f:
         for line, raw in enumerate(f, start=1):
             try:
                 text = raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as exc:
-                raise DataError(f"invalid UTF-8: {raw[exc.start:exc.end]!r}", path=source,
-                                line=line) from None
+                raise DataError(
+                    f"invalid UTF-8: {raw[exc.start : exc.end]!r}", path=source, line=line
+                ) from None
             if not text.strip():
                 continue
             fields = text.split("\t")
@@ -133,7 +139,9 @@ def read_qrels(path: Path) -> Iterator[tuple[int, str, str, int]]:
             if len(fields) != 3:
                 raise DataError(
                     f"expected 3 tab-separated fields ({', '.join(QRELS_HEADER)}), got "
-                    f"{len(fields)}", path=source, line=line,
+                    f"{len(fields)}",
+                    path=source,
+                    line=line,
                     hint="separate fields with tabs, not spaces" if len(fields) == 1 else None,
                 )
             qid, doc_id, raw_score = (x.strip() for x in fields)
@@ -144,14 +152,21 @@ def read_qrels(path: Path) -> Iterator[tuple[int, str, str, int]]:
 
 
 def write_beir_folder(
-    folder: str | os.PathLike[str], corpus: Iterable[Document], queries: Mapping[str, str],
+    folder: str | os.PathLike[str],
+    corpus: Iterable[Document],
+    queries: Mapping[str, str],
     qrels: Mapping[str, Qrels],
 ) -> Path:
     """Write a BEIR folder atomically (nothing is left half-written if this fails)."""
     with atomic_dir(folder) as tmp:
         with open(tmp / "corpus.jsonl", "w", encoding="utf-8") as f:
             for doc in corpus:
-                row = {"_id": doc.id, "title": doc.title, "text": doc.text, "metadata": doc.metadata}
+                row = {
+                    "_id": doc.id,
+                    "title": doc.title,
+                    "text": doc.text,
+                    "metadata": doc.metadata,
+                }
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
         with open(tmp / "queries.jsonl", "w", encoding="utf-8") as f:
             for qid, text in queries.items():
@@ -163,7 +178,9 @@ def write_beir_folder(
                 for qid, docs in judged.items():
                     for doc_id, score in docs.items():
                         if any(c in s for s in (qid, doc_id) for c in "\t\n"):
-                            raise DataError(f"ids cannot hold tabs or line breaks: {qid!r} {doc_id!r}")
+                            raise DataError(
+                                f"ids cannot hold tabs or line breaks: {qid!r} {doc_id!r}"
+                            )
                         f.write(f"{qid}\t{doc_id}\t{score}\n")
     return Path(folder)
 
@@ -183,34 +200,48 @@ def _paths(folder: str | os.PathLike[str], split: str) -> tuple[Path, Path, Path
 
 
 def _check_known(
-    path: Path, line: int, qid: str, queries: Mapping[str, Any], doc_id: str, docs: Mapping[str, Any]
+    path: Path,
+    line: int,
+    qid: str,
+    queries: Mapping[str, Any],
+    doc_id: str,
+    docs: Mapping[str, Any],
 ) -> None:
     if qid not in queries:
-        raise DataError(f"unknown query id {qid!r}: not in queries.jsonl", path=str(path),
-                        line=line, field="query-id")
+        raise DataError(
+            f"unknown query id {qid!r}: not in queries.jsonl",
+            path=str(path),
+            line=line,
+            field="query-id",
+        )
     if doc_id not in docs:
-        raise DataError(f"unknown document id {doc_id!r}: not in corpus.jsonl", path=str(path),
-                        line=line, field="corpus-id")
+        raise DataError(
+            f"unknown document id {doc_id!r}: not in corpus.jsonl",
+            path=str(path),
+            line=line,
+            field="corpus-id",
+        )
 
 
 def _iter_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     source = str(path)
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        raise DataError("file not found", path=source) from None
-    with f:
+    with open_binary(path) as f:
         for line, raw in enumerate(f, start=1):
             if not raw.strip():
                 continue
             try:
                 obj = json.loads(raw.decode("utf-8-sig" if line == 1 else "utf-8"))
             except UnicodeDecodeError as exc:
-                raise DataError(f"invalid UTF-8: {raw[exc.start:exc.end]!r}", path=source,
-                                line=line, hint="save the file as UTF-8") from None
+                raise DataError(
+                    f"invalid UTF-8: {raw[exc.start : exc.end]!r}",
+                    path=source,
+                    line=line,
+                    hint="save the file as UTF-8",
+                ) from None
             except json.JSONDecodeError as exc:
-                raise DataError(f"malformed JSON: {exc.msg} (column {exc.colno})", path=source,
-                                line=line) from None
+                raise DataError(
+                    f"malformed JSON: {exc.msg} (column {exc.colno})", path=source, line=line
+                ) from None
             if not isinstance(obj, dict):
                 raise DataError("expected a JSON object", path=source, line=line)
             yield line, obj
@@ -219,8 +250,13 @@ def _iter_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 def _id(obj: Mapping[str, Any], path: Path, line: int) -> str:
     value = obj.get("_id")
     if isinstance(value, bool) or not isinstance(value, str | int) or str(value) == "":
-        raise DataError("missing or invalid id", path=str(path), line=line, field="_id",
-                        hint='every line needs a non-empty "_id" string')
+        raise DataError(
+            "missing or invalid id",
+            path=str(path),
+            line=line,
+            field="_id",
+            hint='every line needs a non-empty "_id" string',
+        )
     return str(value)
 
 
@@ -231,8 +267,9 @@ def _str_field(obj: Mapping[str, Any], name: str, path: Path, line: int, *, requ
             raise DataError("missing field", path=str(path), line=line, field=name)
         return ""
     if not isinstance(value, str):
-        raise DataError(f"expected text, got {type(value).__name__}", path=str(path), line=line,
-                        field=name)
+        raise DataError(
+            f"expected text, got {type(value).__name__}", path=str(path), line=line, field=name
+        )
     return value
 
 
@@ -242,6 +279,11 @@ def _score(raw: str, source: str, line: int) -> int:
     except ValueError:
         value = float("nan")
     if not value.is_integer():
-        raise DataError(f"score {raw!r} is not an integer", path=source, line=line, field="score",
-                        hint="qrels scores are graded relevance: 0, 1, 2...")
+        raise DataError(
+            f"score {raw!r} is not an integer",
+            path=source,
+            line=line,
+            field="score",
+            hint="qrels scores are graded relevance: 0, 1, 2...",
+        )
     return int(value)

@@ -16,8 +16,13 @@ from ragtune.errors import DataError, RagtuneError
 
 
 def read_hf(
-    name: str, *, split: str = "train", config_name: str | None = None,
-    columns: ColumnMap = ColumnMap(), shape: Shape | None = None, skip_invalid: bool = False,
+    name: str,
+    *,
+    split: str = "train",
+    config_name: str | None = None,
+    columns: ColumnMap = ColumnMap(),
+    shape: Shape | None = None,
+    skip_invalid: bool = False,
 ) -> RecordReader:
     """Records of one split of a ``datasets`` dataset; the row number stands in for the line."""
     datasets = import_datasets()
@@ -29,17 +34,24 @@ def read_hf(
         else:
             dataset = datasets.load_dataset(name, config_name, split=split, streaming=True)
     except KeyError:
-        raise DataError(f"no split {split!r}", path=source, hint="pick one with split=...") from None
-    except Exception as exc:  # DatasetNotFoundError, FileNotFoundError, ValueError for bad splits...
-        raise DataError(f"cannot open the dataset: {type(exc).__name__}: {exc}", path=source,
-                        hint="give a hub name (owner/name) or a local path after 'hf:'") from None
-    return RecordReader(_rows(dataset), source=source, columns=columns, shape=shape,
-                        skip_invalid=skip_invalid)
+        raise DataError(
+            f"no split {split!r}", path=source, hint="pick one with split=..."
+        ) from None
+    except (
+        Exception
+    ) as exc:  # DatasetNotFoundError, FileNotFoundError, ValueError for bad splits...
+        raise DataError(
+            f"cannot open the dataset: {type(exc).__name__}: {exc}",
+            path=source,
+            hint="give a hub name (owner/name) or a local path after 'hf:'",
+        ) from None
+    return RecordReader(
+        _rows(dataset), source=source, columns=columns, shape=shape, skip_invalid=skip_invalid
+    )
 
 
 def _rows(dataset: Any) -> Iterator[tuple[int, Row | RowError]]:
-    for row_number, row in enumerate(dataset, start=1):
-        yield row_number, row
+    yield from enumerate(dataset, start=1)
 
 
 def import_datasets() -> Any:

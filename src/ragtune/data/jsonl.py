@@ -21,30 +21,44 @@ _BOM = b"\xef\xbb\xbf"
 def iter_jsonl_rows(path: Path) -> Iterator[tuple[int, Row | RowError]]:
     """Stream a JSON Lines file: one object per line; blank lines are ignored."""
     source = str(path)
-    with _open_binary(path) as f:
+    with open_binary(path) as f:
         for line_no, raw in enumerate(f, start=1):
             if line_no == 1 and raw.startswith(_BOM):
-                raw = raw[len(_BOM):]
+                raw = raw[len(_BOM) :]
             if not raw.strip():
                 continue
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                yield line_no, _encoding_error(source, line_no, exc, f"at byte {exc.start} of the line")
+                yield (
+                    line_no,
+                    _encoding_error(source, line_no, exc, f"at byte {exc.start} of the line"),
+                )
                 continue
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
-                yield line_no, RowError(
-                    "bad_json", f"malformed JSON: {exc.msg} (column {exc.colno})",
-                    path=source, line=line_no,
-                    hint="each line must hold one complete JSON object",
+                yield (
+                    line_no,
+                    RowError(
+                        "bad_json",
+                        f"malformed JSON: {exc.msg} (column {exc.colno})",
+                        path=source,
+                        line=line_no,
+                        hint="each line must hold one complete JSON object",
+                    ),
                 )
                 continue
             if not isinstance(obj, dict):
-                yield line_no, RowError(
-                    "not_an_object", f"expected a JSON object, got {type(obj).__name__}",
-                    path=source, line=line_no, hint='write rows as {"query": ..., "positive": ...}',
+                yield (
+                    line_no,
+                    RowError(
+                        "not_an_object",
+                        f"expected a JSON object, got {type(obj).__name__}",
+                        path=source,
+                        line=line_no,
+                        hint='write rows as {"query": ..., "positive": ...}',
+                    ),
                 )
                 continue
             yield line_no, obj
@@ -56,7 +70,7 @@ def iter_json_array_rows(path: Path) -> Iterator[tuple[int, Row | RowError]]:
     Items are decoded one by one so every row knows the line it starts on.
     """
     source = str(path)
-    with _open_binary(path) as f:
+    with open_binary(path) as f:
         data = f.read()
     try:
         text = data.decode("utf-8-sig")
@@ -66,8 +80,12 @@ def iter_json_array_rows(path: Path) -> Iterator[tuple[int, Row | RowError]]:
     decoder = json.JSONDecoder()
     pos = _skip_ws(text, 0)
     if not text.startswith("[", pos):
-        raise DataError("expected a JSON array of objects", path=source, line=_line_of(text, pos),
-                        hint="a .json file is either one array or JSON Lines")
+        raise DataError(
+            "expected a JSON array of objects",
+            path=source,
+            line=_line_of(text, pos),
+            hint="a .json file is either one array or JSON Lines",
+        )
     pos = _skip_ws(text, pos + 1)
     if text.startswith("]", pos):
         return
@@ -76,30 +94,41 @@ def iter_json_array_rows(path: Path) -> Iterator[tuple[int, Row | RowError]]:
         try:
             obj, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
-            raise DataError(f"malformed JSON: {exc.msg} (column {exc.colno})", path=source,
-                            line=exc.lineno) from None
+            raise DataError(
+                f"malformed JSON: {exc.msg} (column {exc.colno})", path=source, line=exc.lineno
+            ) from None
         if isinstance(obj, dict):
             yield line, obj
         else:
-            yield line, RowError("not_an_object", f"expected a JSON object, got {type(obj).__name__}",
-                                 path=source, line=line)
+            yield (
+                line,
+                RowError(
+                    "not_an_object",
+                    f"expected a JSON object, got {type(obj).__name__}",
+                    path=source,
+                    line=line,
+                ),
+            )
         pos = _skip_ws(text, pos)
         if text.startswith("]", pos):
             return
         if not text.startswith(",", pos):
-            raise DataError("malformed JSON: expected ',' or ']' after an item", path=source,
-                            line=_line_of(text, pos))
+            raise DataError(
+                "malformed JSON: expected ',' or ']' after an item",
+                path=source,
+                line=_line_of(text, pos),
+            )
         pos = _skip_ws(text, pos + 1)
 
 
 def looks_like_json_array(path: Path) -> bool:
     """True when the first non-blank byte of the file is ``[``."""
-    with _open_binary(path) as f:
+    with open_binary(path) as f:
         head = f.read(4096).lstrip(_BOM).lstrip()
     return head.startswith(b"[")
 
 
-def _open_binary(path: Path) -> BinaryIO:
+def open_binary(path: Path) -> BinaryIO:
     try:
         return open(path, "rb")
     except FileNotFoundError:
@@ -110,8 +139,10 @@ def _open_binary(path: Path) -> BinaryIO:
 
 def _encoding_error(source: str, line: int, exc: UnicodeDecodeError, where: str) -> RowError:
     return RowError(
-        "bad_encoding", f"invalid UTF-8 {where}: {exc.object[exc.start:exc.end]!r}",
-        path=source, line=line,
+        "bad_encoding",
+        f"invalid UTF-8 {where}: {exc.object[exc.start : exc.end]!r}",
+        path=source,
+        line=line,
         hint="save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
     )
 

@@ -1,4 +1,4 @@
-"""Random negatives that are never relevant: turn (query, positive) pairs into labelled pairs or triplets.
+"""Random negatives that are never relevant: (query, positive) pairs to labelled pairs or triplets.
 
 A naive sampler (``random.choice(corpus)``) can hand a query its own positive as a "negative",
 or a copy of it under another id, teaching the model the opposite of the truth. Here a document
@@ -31,10 +31,12 @@ Candidate = tuple[str | None, str]  # (document id if known, text)
 
 
 def pairs_to_labelled(
-    pairs: Sequence[Example], negatives_per_query: int = 1,
-    corpus: Mapping[str, Document] | None = None, seed: int = 0,
+    pairs: Sequence[Example],
+    negatives_per_query: int = 1,
+    corpus: Mapping[str, Document] | None = None,
+    seed: int = 0,
 ) -> list[LabelledPair]:
-    """Label 1 for every positive and label 0 for ``negatives_per_query`` random negatives per query.
+    """Label 1 for each positive, label 0 for ``negatives_per_query`` random negatives per query.
 
     The negative pool is ``corpus`` (title and text joined, see :meth:`Document.full_text`) or,
     by default, the positives of all the other queries. Output order: per query in order of
@@ -53,8 +55,10 @@ def pairs_to_labelled(
 
 
 def pairs_to_triplets(
-    pairs: Sequence[Example], negatives_per_query: int = 1,
-    corpus: Mapping[str, Document] | None = None, seed: int = 0,
+    pairs: Sequence[Example],
+    negatives_per_query: int = 1,
+    corpus: Mapping[str, Document] | None = None,
+    seed: int = 0,
 ) -> list[Example]:
     """Each pair with ``negatives_per_query`` random negatives appended to its ``negatives``.
 
@@ -68,12 +72,18 @@ def pairs_to_triplets(
         drawn = sampler.draw(groups[_key(ex)], negatives_per_query, also_exclude=ex.negatives)
         ids = [doc_id for doc_id, _ in drawn]
         known_ids = len(ex.negative_ids) == len(ex.negatives) and all(i is not None for i in ids)
-        out.append(Example(
-            query=ex.query, positive=ex.positive,
-            negatives=ex.negatives + tuple(text for _, text in drawn),
-            query_id=ex.query_id, positive_id=ex.positive_id,
-            negative_ids=ex.negative_ids + tuple(i for i in ids if i is not None) if known_ids else (),
-        ))
+        out.append(
+            Example(
+                query=ex.query,
+                positive=ex.positive,
+                negatives=ex.negatives + tuple(text for _, text in drawn),
+                query_id=ex.query_id,
+                positive_id=ex.positive_id,
+                negative_ids=ex.negative_ids + tuple(i for i in ids if i is not None)
+                if known_ids
+                else (),
+            )
+        )
     return out
 
 
@@ -139,8 +149,10 @@ def _group(pairs: Sequence[Example], k: int) -> dict[tuple[str, str], _Group]:
     groups: dict[tuple[str, str], _Group] = {}
     for ex in pairs:
         if not isinstance(ex, Example):
-            raise DataError(f"expected Example (query, positive) records, got {type(ex).__name__}",
-                            hint="labelled pairs already carry their negatives")
+            raise DataError(
+                f"expected Example (query, positive) records, got {type(ex).__name__}",
+                hint="labelled pairs already carry their negatives",
+            )
         group = groups.setdefault(_key(ex), _Group())
         group.examples.append(ex)
         group.relevant_texts.add(_normalise(ex.positive))

@@ -42,7 +42,7 @@ def parse_source(source: str, filename: str) -> ast.Module | None:
 
 
 def extract_functions(tree: ast.Module, source: str) -> tuple[list[PyFunction], int]:
-    """Top-level functions and methods (in source order) and the count of nested functions skipped."""
+    """Top-level functions and methods in source order, and the number of nested ones skipped."""
     lines = source.splitlines()
     found: list[PyFunction] = []
     nested = 0
@@ -65,7 +65,9 @@ def extract_functions(tree: ast.Module, source: str) -> tuple[list[PyFunction], 
     return found, nested
 
 
-def _function(node: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str, lines: list[str]) -> PyFunction:
+def _function(
+    node: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str, lines: list[str]
+) -> PyFunction:
     start = min([d.lineno for d in node.decorator_list] + [node.lineno])
     end = node.end_lineno or node.lineno
     docstring = ast.get_docstring(node, clean=True)
@@ -109,7 +111,9 @@ def _body_problem(body: list[ast.stmt]) -> DropReason | None:
         return "trivial_body"
     if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
         return "trivial_body"  # `...` or a bare string
-    if isinstance(stmt, ast.Return) and (stmt.value is None or isinstance(stmt.value, ast.Constant)):
+    if isinstance(stmt, ast.Return) and (
+        stmt.value is None or isinstance(stmt.value, ast.Constant)
+    ):
         return "trivial_body"
     if isinstance(stmt, ast.Raise) and stmt.exc is not None:
         exc = stmt.exc.func if isinstance(stmt.exc, ast.Call) else stmt.exc

@@ -1,9 +1,9 @@
-"""Reading training data: one entry point, :func:`load_training_data`, and the file readers under it.
+"""Reading training data: one entry point, :func:`load_training_data`, and the readers under it.
 
 Which reader runs is decided by one rule, in this order:
 
-1. ``source`` starts with ``hf:`` -> a Hugging Face dataset (hub name or local path after the prefix);
-2. ``source`` is a folder holding ``corpus.jsonl`` -> a BEIR folder (pairs from ``qrels/<split>.tsv``);
+1. ``source`` starts with ``hf:`` -> a Hugging Face dataset (a hub name or a local path follows);
+2. ``source`` is a folder holding ``corpus.jsonl`` -> a BEIR folder (pairs of qrels/<split>.tsv);
 3. ``source`` is a file ending in ``.jsonl``, ``.json``, ``.csv``, ``.tsv`` or ``.parquet``;
 4. anything else is an error that repeats this rule.
 
@@ -33,8 +33,11 @@ SourceKind = Literal["file", "beir", "hf"]
 
 
 def read_examples(
-    path: str | os.PathLike[str], columns: ColumnMap = ColumnMap(), *,
-    shape: Shape | None = None, skip_invalid: bool = False,
+    path: str | os.PathLike[str],
+    columns: ColumnMap = ColumnMap(),
+    *,
+    shape: Shape | None = None,
+    skip_invalid: bool = False,
 ) -> RecordReader:
     """Stream the records of a ``.jsonl``/``.json``/``.csv``/``.tsv``/``.parquet`` file.
 
@@ -51,8 +54,11 @@ def read_examples(
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FILE_SUFFIXES:
-        raise DataError(f"unknown file type {path.suffix or '(none)'!r}", path=str(path),
-                        hint=f"name the file with one of {', '.join(FILE_SUFFIXES)}")
+        raise DataError(
+            f"unknown file type {path.suffix or '(none)'!r}",
+            path=str(path),
+            hint=f"name the file with one of {', '.join(FILE_SUFFIXES)}",
+        )
     if not path.is_file():
         raise DataError("file not found" if not path.exists() else "not a file", path=str(path))
     cells_are_text = suffix in (".csv", ".tsv")
@@ -64,13 +70,22 @@ def read_examples(
         rows = iter_csv_rows(path, delimiter="," if suffix == ".csv" else "\t")
     else:
         rows = iter_parquet_rows(path)
-    return RecordReader(rows, source=str(path), columns=columns, shape=shape,
-                        skip_invalid=skip_invalid, cells_are_text=cells_are_text)
+    return RecordReader(
+        rows,
+        source=str(path),
+        columns=columns,
+        shape=shape,
+        skip_invalid=skip_invalid,
+        cells_are_text=cells_are_text,
+    )
 
 
 def load_examples(
-    path: str | os.PathLike[str], columns: ColumnMap = ColumnMap(), *,
-    shape: Shape | None = None, skip_invalid: bool = False,
+    path: str | os.PathLike[str],
+    columns: ColumnMap = ColumnMap(),
+    *,
+    shape: Shape | None = None,
+    skip_invalid: bool = False,
 ) -> list[Record]:
     """All records of a file as a list; skipped rows (only with ``skip_invalid``) are logged.
 
@@ -92,9 +107,14 @@ class TrainingData:
 
 
 def load_training_data(
-    source: str | os.PathLike[str], columns: ColumnMap = ColumnMap(), *,
-    shape: Shape | None = None, skip_invalid: bool = False, split: str = "train",
-    hf_config: str | None = None, title_separator: str = " ",
+    source: str | os.PathLike[str],
+    columns: ColumnMap = ColumnMap(),
+    *,
+    shape: Shape | None = None,
+    skip_invalid: bool = False,
+    split: str = "train",
+    hf_config: str | None = None,
+    title_separator: str = " ",
 ) -> TrainingData:
     """Load training records from a file, a BEIR folder or a Hugging Face dataset.
 
@@ -105,8 +125,17 @@ def load_training_data(
     text = os.fspath(source)
     kind: SourceKind
     if text.startswith("hf:"):
-        kind, reader = "hf", read_hf(text[3:], split=split, config_name=hf_config, columns=columns,
-                                     shape=shape, skip_invalid=skip_invalid)
+        kind, reader = (
+            "hf",
+            read_hf(
+                text[3:],
+                split=split,
+                config_name=hf_config,
+                columns=columns,
+                shape=shape,
+                skip_invalid=skip_invalid,
+            ),
+        )
         records = list(reader)
         stats = reader.stats
     elif is_beir_folder(text):
@@ -120,7 +149,8 @@ def load_training_data(
     else:
         what = "a folder without corpus.jsonl" if Path(text).is_dir() else "not found"
         raise DataError(
-            f"cannot read training data from here ({what})", path=text,
+            f"cannot read training data from here ({what})",
+            path=text,
             hint=f"give a {'/'.join(FILE_SUFFIXES)} file, a BEIR folder (with corpus.jsonl) "
             "or hf:<dataset name or path>",
         )

@@ -1,4 +1,4 @@
-"""Turning one row of a file (a dict of named columns) into an :class:`Example` or a :class:`LabelledPair`.
+"""One row of a file (a dict of named columns) -> an :class:`Example` or a :class:`LabelledPair`.
 
 Every reader (JSONL, CSV/TSV, Parquet, Hugging Face ``datasets``) produces rows as dicts and hands
 them to :class:`RecordReader`, so the rules below are the same whatever the format:
@@ -39,6 +39,7 @@ Record = Example | LabelledPair
 Row = Mapping[str, Any]
 
 MAX_REASONS = 5  # skipped-row messages kept verbatim in ReadStats; the rest are only counted
+MAX_EXAMPLES_PER_PROBLEM = 3
 
 
 @dataclass(frozen=True)
@@ -70,11 +71,17 @@ class ColumnMap:
 
 
 class RowError(DataError):
-    """One bad row. ``problem`` is a short code (``empty_text``, ``bad_label``...) used for counts."""
+    """One bad row; ``problem`` is a short code (``empty_text``, ``bad_label``...) for counting."""
 
     def __init__(
-        self, problem: str, message: str, *, path: str, line: int | None,
-        field: str | None = None, hint: str | None = None,
+        self,
+        problem: str,
+        message: str,
+        *,
+        path: str,
+        line: int | None,
+        field: str | None = None,
+        hint: str | None = None,
     ) -> None:
         super().__init__(message, path=path, line=line, field=field, hint=hint)
         self.problem = problem
@@ -91,12 +98,16 @@ class ReadStats:
     skipped: int = 0
     problems: Counter[str] = field(default_factory=Counter)
     first_errors: list[str] = field(default_factory=list)
+    examples: dict[str, list[str]] = field(default_factory=dict)  # problem -> first messages
 
     def record_skip(self, error: RowError) -> None:
         self.skipped += 1
         self.problems[error.problem] += 1
         if len(self.first_errors) < MAX_REASONS:
             self.first_errors.append(str(error))
+        shown = self.examples.setdefault(error.problem, [])
+        if len(shown) < MAX_EXAMPLES_PER_PROBLEM:
+            shown.append(str(error))
 
     def summary(self) -> str:
         """One line for logs, e.g. ``kept 98 of 100 rows (skipped 2: empty_text 2)``."""
@@ -108,8 +119,12 @@ class ReadStats:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "source": self.source, "shape": self.shape, "rows": self.rows, "kept": self.kept,
-            "skipped": self.skipped, "problems": dict(sorted(self.problems.items())),
+            "source": self.source,
+            "shape": self.shape,
+            "rows": self.rows,
+            "kept": self.kept,
+            "skipped": self.skipped,
+            "problems": dict(sorted(self.problems.items())),
             "first_errors": list(self.first_errors),
         }
 
@@ -124,7 +139,9 @@ def detect_shape(names: Iterable[str], columns: ColumnMap, *, path: str, line: i
         raise DataError(
             f"both pair columns ({columns.query}, {columns.positive}) and labelled columns "
             f"({columns.query}, {columns.document}, {columns.label}) are present",
-            path=path, line=line, hint="say which shape to read: shape='pairs' or shape='labelled'",
+            path=path,
+            line=line,
+            hint="say which shape to read: shape='pairs' or shape='labelled'",
         )
     if has_labelled:
         return "labelled"
@@ -136,7 +153,8 @@ def detect_shape(names: Iterable[str], columns: ColumnMap, *, path: str, line: i
         f"'{columns.query}, {columns.positive}' (pairs), plus '{columns.negative}[, "
         f"{columns.negative}_2 ...]' or '{columns.negatives}' (tuples), or "
         f"'{columns.query}, {columns.document}, {columns.label}' (labelled)",
-        path=path, line=line,
+        path=path,
+        line=line,
         hint="map your column names, e.g. ColumnMap(query='question') or --query-column question",
     )
 
@@ -155,8 +173,13 @@ class RecordReader(Iterator[Record]):
     """
 
     def __init__(
-        self, rows: Iterable[tuple[int, Row | RowError]], *, source: str,
-        columns: ColumnMap = ColumnMap(), shape: Shape | None = None, skip_invalid: bool = False,
+        self,
+        rows: Iterable[tuple[int, Row | RowError]],
+        *,
+        source: str,
+        columns: ColumnMap = ColumnMap(),
+        shape: Shape | None = None,
+        skip_invalid: bool = False,
         cells_are_text: bool = False,
     ) -> None:
         if shape is not None and shape not in SHAPES:
@@ -194,9 +217,11 @@ class RecordReader(Iterator[Record]):
         get = _Getter(row, self.source, line)
         if self.stats.shape == "labelled":
             return LabelledPair(
-                query=get.text(c.query), document=get.text(c.document),
+                query=get.text(c.query),
+                document=get.text(c.document),
                 label=get.label(c.label, self.cells_are_text),
-                query_id=get.optional_id(c.query_id), document_id=get.optional_id(c.document_id),
+                query_id=get.optional_id(c.query_id),
+                document_id=get.optional_id(c.document_id),
             )
         negatives: list[str] = []
         if self.stats.shape == "tuples":
@@ -205,12 +230,19 @@ class RecordReader(Iterator[Record]):
             negatives += [get.text(name) for name in c.negative_columns(row.keys())]
             if not negatives:
                 raise RowError(
-                    "missing_field", "row has no negatives", path=self.source, line=line,
-                    field=c.negative, hint=f"give '{c.negative}' or a '{c.negatives}' list",
+                    "missing_field",
+                    "row has no negatives",
+                    path=self.source,
+                    line=line,
+                    field=c.negative,
+                    hint=f"give '{c.negative}' or a '{c.negatives}' list",
                 )
         return Example(
-            query=get.text(c.query), positive=get.text(c.positive), negatives=tuple(negatives),
-            query_id=get.optional_id(c.query_id), positive_id=get.optional_id(c.positive_id),
+            query=get.text(c.query),
+            positive=get.text(c.positive),
+            negatives=tuple(negatives),
+            query_id=get.optional_id(c.query_id),
+            positive_id=get.optional_id(c.positive_id),
         )
 
 
@@ -229,7 +261,9 @@ class _Getter:
         value = self.row.get(name)
         if value is None:
             raise self._error(
-                "missing_field", "missing required field", name,
+                "missing_field",
+                "missing required field",
+                name,
                 hint=f"fields in this row: {sorted(self.row)}",
             )
         if not isinstance(value, str):
@@ -249,7 +283,9 @@ class _Getter:
                 value = json.loads(value)
             except json.JSONDecodeError:
                 raise self._error(
-                    "bad_type", "expected a JSON list of texts", name,
+                    "bad_type",
+                    "expected a JSON list of texts",
+                    name,
                     hint='in CSV write the list as JSON, e.g. "[""text one"", ""text two""]"',
                 ) from None
         if not isinstance(value, list | tuple):
@@ -274,12 +310,16 @@ class _Getter:
             try:
                 value = float(value)
             except ValueError:
-                raise self._error("bad_label", f"label {value!r} is not a number", name, hint) from None
+                raise self._error(
+                    "bad_label", f"label {value!r} is not a number", name, hint
+                ) from None
         if not isinstance(value, int | float) or math.isnan(value):
             raise self._error("bad_label", f"label {_short(value)} is not a number", name, hint)
         if not 0.0 <= value <= 1.0:
             raise self._error(
-                "label_out_of_range", f"label {value} is outside [0, 1]", name,
+                "label_out_of_range",
+                f"label {value} is outside [0, 1]",
+                name,
                 hint=hint + "; rescale scores first (e.g. divide 0-5 similarity ratings by 5)",
             )
         return float(value)

@@ -40,7 +40,7 @@ class LabelledPair:
 
 @dataclass(frozen=True)
 class Document:
-    """A corpus entry. ``metadata`` keeps provenance such as ``path``, ``start_line``, ``end_line``."""
+    """A corpus entry; ``metadata`` holds provenance: ``path``, ``start_line``, ``end_line``."""
 
     id: str
     text: str
@@ -64,6 +64,7 @@ class EvalSet:
     def __post_init__(self) -> None:
         # Evaluate only queries that have at least one relevant document (BEIR's convention).
         self.queries = {
-            qid: text for qid, text in self.queries.items()
+            qid: text
+            for qid, text in self.queries.items()
             if any(rel > 0 for rel in self.qrels.get(qid, {}).values())
         }

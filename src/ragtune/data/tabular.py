@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ragtune.data.jsonl import _open_binary
+from ragtune.data.jsonl import open_binary
 from ragtune.data.records import Row, RowError
 from ragtune.errors import DataError, RagtuneError
 
@@ -37,7 +37,7 @@ def iter_csv_rows(path: Path, delimiter: str) -> Iterator[tuple[int, Row | RowEr
                 bad_lines[line_no] = exc
                 yield raw.decode("utf-8", errors="replace")
 
-    with _open_binary(path) as f:
+    with open_binary(path) as f:
         reader = csv.reader(decoded_lines(f), delimiter=delimiter)
         header: list[str] | None = None
         last_line = 0
@@ -47,42 +47,69 @@ def iter_csv_rows(path: Path, delimiter: str) -> Iterator[tuple[int, Row | RowEr
             except StopIteration:
                 break
             except csv.Error as exc:
-                raise DataError(f"unreadable CSV: {exc}", path=source, line=reader.line_num,
-                                hint="check the quoting around this line") from None
+                raise DataError(
+                    f"unreadable CSV: {exc}",
+                    path=source,
+                    line=reader.line_num,
+                    hint="check the quoting around this line",
+                ) from None
             first_line, last_line = last_line + 1, reader.line_num
             bad = [n for n in range(first_line, last_line + 1) if n in bad_lines]
             if header is None:
                 if bad:
-                    raise DataError("the header row is not valid UTF-8", path=source, line=bad[0],
-                                    hint="save the file as UTF-8")
+                    raise DataError(
+                        "the header row is not valid UTF-8",
+                        path=source,
+                        line=bad[0],
+                        hint="save the file as UTF-8",
+                    )
                 header = _check_header(cells, source, delimiter)
                 continue
             if not cells:  # a blank line
                 continue
             if bad:
-                exc = bad_lines[bad[0]]
-                yield bad[0], RowError(
-                    "bad_encoding", f"invalid UTF-8: {exc.object[exc.start:exc.end]!r}",
-                    path=source, line=bad[0], hint="save the file as UTF-8",
+                err = bad_lines[bad[0]]
+                yield (
+                    bad[0],
+                    RowError(
+                        "bad_encoding",
+                        f"invalid UTF-8: {err.object[err.start : err.end]!r}",
+                        path=source,
+                        line=bad[0],
+                        hint="save the file as UTF-8",
+                    ),
                 )
             elif len(cells) != len(header):
-                yield first_line, RowError(
-                    "ragged_row", f"row has {len(cells)} fields but the header has {len(header)} "
-                    f"({', '.join(header)})", path=source, line=first_line,
-                    hint="quote fields that contain the delimiter or a line break",
+                yield (
+                    first_line,
+                    RowError(
+                        "ragged_row",
+                        f"row has {len(cells)} fields but the header has {len(header)} "
+                        f"({', '.join(header)})",
+                        path=source,
+                        line=first_line,
+                        hint="quote fields that contain the delimiter or a line break",
+                    ),
                 )
             else:
                 yield first_line, dict(zip(header, cells, strict=True))
         if header is None:
-            raise DataError("empty file: expected a header row", path=source,
-                            hint="the first row names the columns, e.g. query,positive")
+            raise DataError(
+                "empty file: expected a header row",
+                path=source,
+                hint="the first row names the columns, e.g. query,positive",
+            )
 
 
 def _check_header(cells: list[str], source: str, delimiter: str) -> list[str]:
     names = [c.strip() for c in cells]
     if len(names) == 1 and delimiter == "," and "\t" in names[0]:
-        raise DataError("the header has one column but contains tabs", path=source, line=1,
-                        hint="name tab-separated files .tsv")
+        raise DataError(
+            "the header has one column but contains tabs",
+            path=source,
+            line=1,
+            hint="name tab-separated files .tsv",
+        )
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise DataError(f"duplicate column names in the header: {dupes}", path=source, line=1)
@@ -107,7 +134,9 @@ def iter_parquet_rows(path: Path, batch_size: int = 1024) -> Iterator[tuple[int,
         except StopIteration:
             return
         except Exception as exc:  # a corrupt page surfaces only when its batch is decoded
-            raise DataError(f"unreadable Parquet data after row {row}: {exc}", path=source) from None
+            raise DataError(
+                f"unreadable Parquet data after row {row}: {exc}", path=source
+            ) from None
         for item in batch.to_pylist():
             row += 1
             yield row, item

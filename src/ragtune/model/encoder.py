@@ -63,6 +63,10 @@ class Encoder(nn.Module):
             raise RagtuneError(
                 f"layer {config.layer} does not exist: the model has {self.num_layers} layers"
             )
+        if getattr(backbone, "pooler", None) is not None:
+            # BERT-style [CLS] pooler heads are unused by embedding pooling: drop them so they
+            # are neither computed nor saved (and DDP sees no parameters without gradients).
+            backbone.pooler = None
         if tokenizer.pad_token is None and tokenizer.eos_token is not None:
             tokenizer.pad_token = tokenizer.eos_token  # decoder models ship without one
 
@@ -96,6 +100,7 @@ class Encoder(nn.Module):
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # ragtune draws its own bars; keep stderr readable
+        hf_logging.set_verbosity_error()
         folder = resolve_model_path(name_or_path, revision=revision)
         cfg, transformer_dir = read_folder_config(folder)
         overrides = {

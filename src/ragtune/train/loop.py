@@ -105,7 +105,8 @@ def train(cfg: TrainConfig, *, examples: list[Example] | list[LabelledPair] | No
 
     model: torch.nn.Module = encoder
     if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(encoder)
+        # static_graph: each step runs the encoder once per text column before one backward.
+        model = torch.nn.parallel.DistributedDataParallel(encoder, static_graph=True)
     global_batch = cfg.batch_size * world
     batches_per_epoch = [len(epoch_batches(data, global_batch, cfg.seed, e, cfg.group_by_length))
                          for e in range(cfg.epochs)]
@@ -211,7 +212,7 @@ def train(cfg: TrainConfig, *, examples: list[Example] | list[LabelledPair] | No
                 state.batch_in_epoch = 0
                 if not cfg.eval_steps:
                     evaluate(state.step)
-                    stop = stop or _early_stop(cfg, state)
+                    stop = dist_utils.agree(stop or _early_stop(cfg, state))
                 if is_main:
                     save_checkpoint(ckpt_dir, encoder, optimizer, scheduler, state,
                                     cfg.keep_checkpoints)
