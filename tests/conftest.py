@@ -41,8 +41,12 @@ def make_tiny_encoder(tokenizer, seed: int = 0, **config):
 
     torch.manual_seed(seed)
     bert_cfg = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
     )
     backbone = BertModel(bert_cfg, add_pooling_layer=False)
     cfg = EncoderConfig(**{"max_seq_length": 64, **config})

@@ -58,7 +58,8 @@ def test_stages_import_only_earlier_stages():
 
 def test_nothing_imports_the_cli():
     offenders = [
-        str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*.py")
         if stage_of(p) != "cli" and "cli" in imported_stages(p)
     ]
     assert offenders == []

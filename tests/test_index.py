@@ -139,6 +139,8 @@ def test_save_and_load_round_trip(tmp_path, kind) -> None:
 
     assert (loaded.kind, loaded.dim, loaded.ntotal) == (kind, 8, 500)
     assert loaded.params == index.params
+    if kind == "ivf":  # default nlist: min(4 sqrt(500) = 89, 500 // 39 = 12)
+        assert loaded.params["nlist"] == 12
     after = loaded.search(queries, 5)
     np.testing.assert_array_equal(after[1], before[1])
     np.testing.assert_array_equal(after[0], before[0])

@@ -19,8 +19,12 @@ from ragtune.errors import RagtuneError
 T = TypeVar("T")
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: typing.Sequence[str] = (),
-                **values: Any) -> T:
+def load_config(
+    cls: type[T],
+    path: str | Path | None = None,
+    overrides: typing.Sequence[str] = (),
+    **values: Any,
+) -> T:
     """Build ``cls`` from a YAML/TOML file, then ``key=value`` overrides, then keyword values.
 
     Nested dataclasses take dotted keys (``loss.scale=10``). Unknown keys are errors that list the
@@ -98,9 +102,9 @@ def convert(value: Any, hint: Any, where: str) -> Any:
         return value
     if origin in (Union, types.UnionType):
         args = [a for a in get_args(hint) if a is not type(None)]
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            if type(None) in get_args(hint):
-                return None
+        is_none = value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
+        if is_none and type(None) in get_args(hint):
+            return None
         errors = []
         for arg in args:
             try:
@@ -109,20 +113,28 @@ def convert(value: Any, hint: Any, where: str) -> Any:
                 errors.append(str(exc))
         raise RagtuneError(errors[0] if errors else f"{where}: bad value {value!r}")
     if origin in (tuple, list):
-        items = value
+        items: Any = value
         if isinstance(value, str):
             items = [v for v in value.split(",") if v.strip()] if value.strip() else []
         if not isinstance(items, list | tuple):
             raise RagtuneError(f"{where}: expected a list, got {value!r}")
-        args = get_args(hint)
-        item_type = args[0] if args else str
+        item_args = get_args(hint)
+        item_type = item_args[0] if item_args else str
         converted = [convert(v, item_type, where) for v in items]
-        return tuple(converted) if origin is tuple else converted
+        return tuple(converted) if origin is tuple else list(converted)
     if hint is bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on", "false", "0",
-                                                         "no", "off"):
+        if isinstance(value, str) and value.lower() in (
+            "true",
+            "1",
+            "yes",
+            "on",
+            "false",
+            "0",
+            "no",
+            "off",
+        ):
             return value.lower() in ("true", "1", "yes", "on")
         raise RagtuneError(f"{where}: expected true or false, got {value!r}")
     if hint in (int, float):

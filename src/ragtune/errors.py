@@ -16,8 +16,13 @@ class DataError(RagtuneError):
     """Bad training or evaluation data; the message names the file, line and field."""
 
     def __init__(
-        self, message: str, *, path: str | None = None, line: int | None = None,
-        field: str | None = None, hint: str | None = None,
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+        hint: str | None = None,
     ) -> None:
         where = ""
         if path is not None:

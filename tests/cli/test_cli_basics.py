@@ -11,7 +11,10 @@ import pytest
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "ragtune.cli.main", *args],
-        input=stdin, capture_output=True, text=True, timeout=300,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -54,5 +57,8 @@ def test_bad_input_is_one_clean_line(tmp_path):
     bad.write_text('{"text": "ok"}\n{"text": \n')
     result = run("encode", str(bad))
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == f"error: {bad}:2: malformed JSON (Expecting value)"
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == f"error: {bad}:2: malformed JSON (Expecting value)"
+    )
     assert "Traceback" not in result.stderr

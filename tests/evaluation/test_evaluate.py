@@ -168,8 +168,11 @@ def test_minilm_finds_the_obvious_documents(minilm) -> None:
         "rust": Document("rust", "Rust's borrow checker prevents data races at compile time."),
         "tea": Document("tea", "Green tea is brewed at a lower temperature than black tea."),
     }
-    queries = {"q1": "where did the cat sleep?", "q2": "deadline for filing taxes",
-               "q3": "memory safety in Rust"}
+    queries = {
+        "q1": "where did the cat sleep?",
+        "q2": "deadline for filing taxes",
+        "q3": "memory safety in Rust",
+    }
     qrels = {"q1": {"cat": 1}, "q2": {"tax": 1}, "q3": {"rust": 1}}
     result = evaluate_encoder(minilm, EvalSet(queries, corpus, qrels), k_values=(1,))
     assert result.metrics["nDCG@1"] == 1.0

@@ -41,9 +41,11 @@ def result(system: str, ndcg: dict[str, float], runs: dict[str, list[str]]) -> E
     )
 
 
-BASE = result("base", {"q1": 1.0, "q2": 0.5, "q3": 0.6}, {q: ["a", "b", "c"] for q in "q1 q2 q3".split()})
+BASE = result(
+    "base", {"q1": 1.0, "q2": 0.5, "q3": 0.6}, {q: ["a", "b", "c"] for q in ["q1", "q2", "q3"]}
+)
 TUNED_WORSE = result(
-    "tuned", {"q1": 0.5, "q2": 0.5, "q3": 0.4}, {q: ["c", "b", "a"] for q in "q1 q2 q3".split()}
+    "tuned", {"q1": 0.5, "q2": 0.5, "q3": 0.4}, {q: ["c", "b", "a"] for q in ["q1", "q2", "q3"]}
 )
 
 
@@ -116,7 +118,13 @@ def test_markdown_and_json() -> None:
 
 def test_save_writes_every_file(tmp_path) -> None:
     (tmp_path / "keep.txt").write_text("mine")
-    compare([BASE, TUNED_WORSE], EVALSET).save(tmp_path)
+    written = compare([BASE, TUNED_WORSE], EVALSET).save(tmp_path)
+    assert [p.name for p in written] == [
+        "report.json",
+        "report.md",
+        "metrics.png",
+        "per_query.jsonl",
+    ]
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["keep.txt", "metrics.png", "per_query.jsonl", "report.json", "report.md"]
     assert (tmp_path / "metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -127,10 +135,11 @@ def test_save_writes_every_file(tmp_path) -> None:
     assert json.loads((tmp_path / "report.json").read_text())["evalset"] == "toy/test"
 
 
-def test_single_system_has_no_verdict() -> None:
+def test_single_system_has_no_verdict(tmp_path) -> None:
     report = compare([BASE], EVALSET)
     assert report.verdict is None and report.comparison is None
     assert "Verdict" not in report.to_markdown()
+    assert [p.name for p in report.save(tmp_path)] == ["report.json", "report.md", "metrics.png"]
 
 
 def test_sign_flip_p_value_by_hand() -> None:
@@ -143,8 +152,14 @@ def test_sign_flip_p_value_by_hand() -> None:
 
 def test_default_columns() -> None:
     names = [f"{f}@{k}" for f in ("nDCG", "MRR", "Recall", "MAP", "P") for k in (1, 10, 100)]
-    assert default_columns(names) == ["nDCG@10", "MRR@10", "Recall@10", "MAP@10", "P@10",
-                                      "Recall@100"]
+    assert default_columns(names) == [
+        "nDCG@10",
+        "MRR@10",
+        "Recall@10",
+        "MAP@10",
+        "P@10",
+        "Recall@100",
+    ]
     assert default_columns(["nDCG@5", "Recall@5"]) == ["nDCG@5", "Recall@5"]
 
 

@@ -134,10 +134,12 @@ def test_dropout_masks_replay_so_re_encoded_embeddings_equal_the_cached_ones():
     assert not torch.equal(embed(one), embed(one)), "dropout should make two passes differ"
 
     calls: list[torch.Tensor] = []
+    widths: list[int] = []
 
     def recording_embed(features):
         out = embed(features)
         calls.append(out.detach().clone())
+        widths.append(features["input_ids"].size(1))
         return out
 
     gc = GradCache(InfoNCELoss(), mini_batch_size=4)
@@ -146,6 +148,7 @@ def test_dropout_masks_replay_so_re_encoded_embeddings_equal_the_cached_ones():
     assert len(calls) == 14
     for cached, replayed in zip(calls[:7], calls[7:], strict=True):
         assert torch.equal(cached, replayed)
+    assert max(widths) <= 10 < 16  # padding beyond each mini-batch's longest text was trimmed
 
 
 def test_with_dropout_the_gradient_equals_the_plain_step_under_the_same_rng():

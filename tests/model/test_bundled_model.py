@@ -24,7 +24,12 @@ def test_paraphrases_are_close_and_unrelated_texts_are_not(minilm):
 
 def test_default_model_describes_itself(minilm):
     info = minilm.describe()
-    assert (info["layers"], info["dim"], info["pooling"], info["normalize"]) == (6, 384, "mean", True)
+    assert (info["layers"], info["dim"], info["pooling"], info["normalize"]) == (
+        6,
+        384,
+        "mean",
+        True,
+    )
     assert info["max_seq_length"] == 256
 
 

@@ -10,8 +10,24 @@ import pytest
 
 from tests.conftest import make_tiny_encoder
 
-TOPICS = ["apple", "river", "engine", "violin", "glacier", "pepper", "satellite", "harbor",
-          "tulip", "compiler", "volcano", "lantern", "falcon", "marble", "orbit", "cactus"]
+TOPICS = [
+    "apple",
+    "river",
+    "engine",
+    "violin",
+    "glacier",
+    "pepper",
+    "satellite",
+    "harbor",
+    "tulip",
+    "compiler",
+    "volcano",
+    "lantern",
+    "falcon",
+    "marble",
+    "orbit",
+    "cactus",
+]
 
 
 def synthetic_pairs(n: int, seed: int = 0) -> list[dict[str, str]]:
@@ -22,8 +38,12 @@ def synthetic_pairs(n: int, seed: int = 0) -> list[dict[str, str]]:
     for i in range(n):
         topic = TOPICS[i % len(TOPICS)]
         words = rng.sample(filler, 5)
-        rows.append({"query": f"what is a {topic} number {i}",
-                     "positive": f"{topic} {topic} " + " ".join(words) + f" item {i}"})
+        rows.append(
+            {
+                "query": f"what is a {topic} number {i}",
+                "positive": f"{topic} {topic} " + " ".join(words) + f" item {i}",
+            }
+        )
     return rows
 
 

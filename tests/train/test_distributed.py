@@ -22,25 +22,43 @@ def free_port() -> int:
 def run_rank(rank: int, world: int, port: int, values: dict) -> None:
     import os
 
-    os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
-                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-                       "RAGTUNE_PROGRESS": "0"})
+    os.environ.update(
+        {
+            "RANK": str(rank),
+            "WORLD_SIZE": str(world),
+            "LOCAL_RANK": str(rank),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "RAGTUNE_PROGRESS": "0",
+        }
+    )
     torch.set_num_threads(1)
     train(load_config(TrainConfig, None, (), **values))
 
 
 def test_two_processes_match_one_process_on_the_global_batch(tmp_path, tiny_model_dir, pairs_file):
-    common = {"model": str(tiny_model_dir), "data": str(pairs_file), "epochs": 1,
-              "learning_rate": 1e-3, "warmup_ratio": 0.0, "dev_fraction": 0.0, "threads": 1}
-    train(load_config(TrainConfig, None, (), **common, batch_size=16,
-                      output=str(tmp_path / "single")))
+    common = {
+        "model": str(tiny_model_dir),
+        "data": str(pairs_file),
+        "epochs": 1,
+        "learning_rate": 1e-3,
+        "warmup_ratio": 0.0,
+        "dev_fraction": 0.0,
+        "threads": 1,
+    }
+    train(
+        load_config(TrainConfig, None, (), **common, batch_size=16, output=str(tmp_path / "single"))
+    )
     values = {**common, "batch_size": 8, "output": str(tmp_path / "ddp")}
-    mp.start_processes(run_rank, args=(2, free_port(), values), nprocs=2, join=True,
-                       start_method="spawn")
+    mp.start_processes(
+        run_rank, args=(2, free_port(), values), nprocs=2, join=True, start_method="spawn"
+    )
     single = Encoder.load(tmp_path / "single", device="cpu").backbone.state_dict()
     ddp = Encoder.load(tmp_path / "ddp", device="cpu").backbone.state_dict()
     changed = 0
     for name, tensor in single.items():
         torch.testing.assert_close(ddp[name], tensor, rtol=1e-4, atol=2e-6, msg=name)
-        changed += int(not torch.equal(tensor, Encoder.load(tiny_model_dir).backbone.state_dict()[name]))
+        changed += int(
+            not torch.equal(tensor, Encoder.load(tiny_model_dir).backbone.state_dict()[name])
+        )
     assert changed > 0

@@ -12,9 +12,18 @@ from ragtune.train import TrainConfig, TrainingDiverged, train
 
 
 def config(tmp_path, model_dir, data, **values):
-    base = {"model": str(model_dir), "data": str(data), "output": str(tmp_path / "out"),
-            "batch_size": 8, "epochs": 2, "learning_rate": 1e-3, "log_steps": 1,
-            "warmup_ratio": 0.0, "save_steps": 1000, "dev_fraction": 0.25}
+    base = {
+        "model": str(model_dir),
+        "data": str(data),
+        "output": str(tmp_path / "out"),
+        "batch_size": 8,
+        "epochs": 2,
+        "learning_rate": 1e-3,
+        "log_steps": 1,
+        "warmup_ratio": 0.0,
+        "save_steps": 1000,
+        "dev_fraction": 0.25,
+    }
     return load_config(TrainConfig, None, (), **{**base, **values})
 
 
@@ -28,7 +37,9 @@ def test_training_learns_and_writes_a_complete_run(tmp_path, tiny_model_dir, pai
     assert result.best_score >= result.base_score
     for name in ("config.yaml", "data.json", "curves.png", "summary.json"):
         assert (out / "run" / name).is_file(), name
-    assert "nDCG@10" in (out / "README.md").read_text() or "ndcg@10" in (out / "README.md").read_text()
+    assert (
+        "nDCG@10" in (out / "README.md").read_text() or "ndcg@10" in (out / "README.md").read_text()
+    )
     tuned = Encoder.load(out, device="cpu")
     assert tuned.encode(["what is a falcon"]).shape == (1, 32)
 
@@ -67,21 +78,40 @@ def test_labelled_data_needs_a_labelled_loss(tmp_path, tiny_model_dir):
     from ragtune.errors import RagtuneError
 
     data = tmp_path / "labelled.jsonl"
-    data.write_text("".join(
-        json.dumps({"query": f"q {i}", "document": f"d {i}", "label": i % 2}) + "\n"
-        for i in range(40)))
+    data.write_text(
+        "".join(
+            json.dumps({"query": f"q {i}", "document": f"d {i}", "label": i % 2}) + "\n"
+            for i in range(40)
+        )
+    )
     with pytest.raises(RagtuneError, match="contrastive or cosine"):
         train(config(tmp_path, tiny_model_dir, data, dev_fraction=0.0))
-    result = train(config(tmp_path, tiny_model_dir, data, dev_fraction=0.0,
-                          output=str(tmp_path / "out2"), loss={"name": "contrastive"}))
+    result = train(
+        config(
+            tmp_path,
+            tiny_model_dir,
+            data,
+            dev_fraction=0.0,
+            output=str(tmp_path / "out2"),
+            loss={"name": "contrastive"},
+        )
+    )
     assert result.steps > 0
 
 
 def test_gradcache_training_matches_plain_training(tmp_path, tiny_model_dir, pairs_file):
     common = {"dev_fraction": 0.0, "epochs": 1, "batch_size": 16}
     train(config(tmp_path, tiny_model_dir, pairs_file, output=str(tmp_path / "plain"), **common))
-    train(config(tmp_path, tiny_model_dir, pairs_file, output=str(tmp_path / "cached"),
-                 loss={"name": "infonce", "cache_mini_batch_size": 4}, **common))
+    train(
+        config(
+            tmp_path,
+            tiny_model_dir,
+            pairs_file,
+            output=str(tmp_path / "cached"),
+            loss={"name": "infonce", "cache_mini_batch_size": 4},
+            **common,
+        )
+    )
     plain = Encoder.load(tmp_path / "plain", device="cpu").backbone.state_dict()
     cached = Encoder.load(tmp_path / "cached", device="cpu").backbone.state_dict()
     for name, tensor in plain.items():

@@ -17,10 +17,31 @@ pytestmark = pytest.mark.slow
 
 def train_cmd(model_dir, data, out, *extra):
     return [
-        sys.executable, "-m", "ragtune.cli.main", "train", "--model", str(model_dir),
-        "--data", str(data), "--output", str(out), "--batch-size", "16", "--epochs", "3",
-        "--set", "dev_fraction=0", "--set", "log_steps=1", "--set", "save_steps=5",
-        "--set", "threads=1", "--set", "learning_rate=5e-4", *extra,
+        sys.executable,
+        "-m",
+        "ragtune.cli.main",
+        "train",
+        "--model",
+        str(model_dir),
+        "--data",
+        str(data),
+        "--output",
+        str(out),
+        "--batch-size",
+        "16",
+        "--epochs",
+        "3",
+        "--set",
+        "dev_fraction=0",
+        "--set",
+        "log_steps=1",
+        "--set",
+        "save_steps=5",
+        "--set",
+        "threads=1",
+        "--set",
+        "learning_rate=5e-4",
+        *extra,
     ]
 
 
@@ -38,12 +59,21 @@ def test_sigkill_then_resume_reproduces_the_uninterrupted_run(tmp_path, tiny_mod
     env = {**os.environ, "RAGTUNE_PROGRESS": "0"}
 
     straight = tmp_path / "straight"
-    subprocess.run(train_cmd(tiny_model_dir, data, straight), check=True, env=env, timeout=300,
-                   capture_output=True)
+    subprocess.run(
+        train_cmd(tiny_model_dir, data, straight),
+        check=True,
+        env=env,
+        timeout=300,
+        capture_output=True,
+    )
 
     crashed = tmp_path / "crashed"
-    proc = subprocess.Popen(train_cmd(tiny_model_dir, data, crashed), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        train_cmd(tiny_model_dir, data, crashed),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     trigger = crashed / "run" / "checkpoints" / "step-00000010"
     deadline = time.monotonic() + 240
     while not trigger.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -52,8 +82,13 @@ def test_sigkill_then_resume_reproduces_the_uninterrupted_run(tmp_path, tiny_mod
     assert proc.wait(timeout=60) == -signal.SIGKILL, "training finished before it could be killed"
     assert not (crashed / "modules.json").exists()  # no model was published by the killed run
 
-    resumed = subprocess.run(train_cmd(tiny_model_dir, data, crashed, "--resume"), env=env,
-                             timeout=300, capture_output=True, text=True)
+    resumed = subprocess.run(
+        train_cmd(tiny_model_dir, data, crashed, "--resume"),
+        env=env,
+        timeout=300,
+        capture_output=True,
+        text=True,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from step-" in resumed.stderr
 

@@ -27,7 +27,9 @@ def read_texts(source: str, field: str = "text") -> list[str]:
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError as exc:
-            raise DataError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", path=source) from None
+            raise DataError(
+                f"not valid UTF-8 ({exc.reason} at byte {exc.start})", path=source
+            ) from None
         name = source
     texts: list[str] = []
     is_jsonl = name.endswith(".jsonl")
@@ -40,8 +42,13 @@ def read_texts(source: str, field: str = "text") -> list[str]:
             except json.JSONDecodeError as exc:
                 raise DataError(f"malformed JSON ({exc.msg})", path=name, line=number) from None
             if not isinstance(obj, dict) or not isinstance(obj.get(field), str):
-                raise DataError("missing or non-string text", path=name, line=number, field=field,
-                                hint="choose the field with --field")
+                raise DataError(
+                    "missing or non-string text",
+                    path=name,
+                    line=number,
+                    field=field,
+                    hint="choose the field with --field",
+                )
             texts.append(obj[field])
         else:
             texts.append(line)
@@ -57,6 +64,8 @@ def key_value_table(title: str, rows: dict[str, Any]) -> Table:
     table.add_column("field", style="bold")
     table.add_column("value")
     for key, value in rows.items():
-        table.add_row(key, f"{value:,}" if isinstance(value, int) and not isinstance(value, bool)
-                      else str(value))
+        table.add_row(
+            key,
+            f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value),
+        )
     return table

@@ -9,6 +9,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ragtune.data.check import CountTokens, check_data
 from ragtune.data.codesearch import CodeSearchConfig, build_codesearch, write_beir
@@ -107,6 +108,7 @@ def build_stdlib(
         True, help="Add functions without docstrings to the dev/test corpora as distractors."
     ),
     seed: int = typer.Option(0, help="Seed of the capping samples."),
+    root: Path | None = typer.Option(None, help="Scan this source tree instead of the stdlib."),
     as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
 ) -> None:
     """Build the code-search dataset from this Python's standard library and write it as BEIR.
@@ -119,8 +121,11 @@ def build_stdlib(
       ragtune data build-stdlib --out data/stdlib
 
       ragtune data build-stdlib --out data/stdlib-small --max-train 2000 --max-test 600
+
+      ragtune data build-stdlib --out data/myproject --root src/ --force-test mypkg/core.py
     """
     config = CodeSearchConfig(
+        root=None if root is None else str(root),
         force_test=tuple(force_test),
         include_undocumented=undocumented,
         max_train=max_train,
@@ -138,7 +143,7 @@ def build_stdlib(
 
 def stats_table(stats: dict[str, Any], title: str) -> Table:
     """The build statistics as one table: scan counts, drops by rule, split sizes."""
-    table = Table("", "count", title=title)
+    table = Table("", "count", title=Text(title))
     table.add_row(f"files scanned (Python {stats['python_version']})", str(stats["files_scanned"]))
     table.add_row("functions scanned", str(stats["functions_scanned"]))
     for reason, n in stats["dropped"].items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import typer
@@ -27,7 +27,9 @@ def register(app: typer.Typer) -> None:
 
 
 def encode(
-    source: str = typer.Argument(..., help="Text file (one text a line), .jsonl file, or - for stdin."),
+    source: str = typer.Argument(
+        ..., help="Text file (one text a line), .jsonl file, or - for stdin."
+    ),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model folder or hub id."),
     out: Path | None = typer.Option(None, "--out", "-o", help=".npy or .jsonl; stdout if omitted."),
     kind: str = typer.Option("none", help="Apply the model's prompt: query, document or none."),
@@ -43,7 +45,7 @@ def encode(
         raise RagtuneError(f"unknown --kind {kind!r}; choose query, document or none")
     texts = read_texts(source, field=field)
     encoder = Encoder.load(model, layer=layer)
-    options = {"batch_size": batch_size, "normalize": False if no_normalize else None}
+    options: dict[str, Any] = {"batch_size": batch_size, "normalize": False if no_normalize else None}
     kind_literal: Literal["query", "document", "none"] = kind  # type: ignore[assignment]
     if kind_literal == "query":
         vectors = encoder.encode_queries(texts, **options)

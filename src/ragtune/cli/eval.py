@@ -83,8 +83,8 @@ def eval_command(
     report = compare(results, evalset, baseline=baseline, candidate=candidate)
 
     if out_dir is not None:
-        report.save(out_dir)
-        console.print(f"wrote {out_dir}/report.json, report.md, metrics.png, per_query.jsonl")
+        written = report.save(out_dir)
+        console.print(f"wrote {', '.join(str(p) for p in written)}")
     if as_json:
         print_json(report.to_json())
         return

@@ -22,7 +22,7 @@ app = typer.Typer(
 )
 
 # Modules under ragtune.cli that define register(app); the order is the order in --help.
-COMMAND_MODULES: tuple[str, ...] = ("train", "encode", "info")
+COMMAND_MODULES: tuple[str, ...] = ("demo", "train", "encode", "info", "data")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"ragtune.cli.{_name}").register(app)
@@ -31,7 +31,7 @@ for _name in COMMAND_MODULES:
 def main() -> None:
     """Run the CLI; a RagtuneError becomes ``error: ...`` on stderr and exit code 1."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except RagtuneError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
@@ -40,7 +40,7 @@ def main() -> None:
         raise SystemExit(130) from None
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
-    except (typer.Abort,):
+    except typer.Abort:
         raise SystemExit(1) from None
     except Exception as exc:  # click usage errors come through here with standalone_mode=False
         import click
@@ -49,6 +49,8 @@ def main() -> None:
             exc.show()
             raise SystemExit(exc.exit_code) from None
         raise
+    if isinstance(code, int) and code:
+        raise SystemExit(code)
 
 
 if __name__ == "__main__":

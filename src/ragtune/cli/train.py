@@ -30,8 +30,9 @@ def train(
     data: str | None = typer.Option(None, "--data", "-d", help="Training file or BEIR folder."),
     eval_data: str | None = typer.Option(None, help="BEIR folder to evaluate on while training."),
     eval_split: str | None = typer.Option(None, help="qrels split of --eval-data (default dev)."),
-    loss: str | None = typer.Option(None, help="infonce, triplet, contrastive, "
-                                                "online_contrastive or cosine."),
+    loss: str | None = typer.Option(
+        None, help="infonce, triplet, contrastive, online_contrastive or cosine."
+    ),
     batch_size: int | None = typer.Option(None, help="Examples per batch (per process)."),
     epochs: int | None = typer.Option(None, help="Passes over the data."),
     max_steps: int | None = typer.Option(None, help="Stop after this many optimizer steps."),
@@ -49,10 +50,18 @@ def train(
     from ragtune.train import train as run_training
 
     values = {
-        "model": model, "data": data, "eval_data": eval_data, "eval_split": eval_split,
-        "batch_size": batch_size, "epochs": epochs, "max_steps": max_steps,
-        "learning_rate": learning_rate, "output": output, "query_column": query_column,
-        "positive_column": positive_column, "resume": resume or None,
+        "model": model,
+        "data": data,
+        "eval_data": eval_data,
+        "eval_split": eval_split,
+        "batch_size": batch_size,
+        "epochs": epochs,
+        "max_steps": max_steps,
+        "learning_rate": learning_rate,
+        "output": output,
+        "query_column": query_column,
+        "positive_column": positive_column,
+        "resume": resume or None,
     }
     if loss is not None:
         overrides = [f"loss.name={loss}", *overrides]
@@ -60,12 +69,19 @@ def train(
     if not cfg.data:
         from ragtune.errors import RagtuneError
 
-        raise RagtuneError("no training data: pass --data FILE_OR_BEIR_FOLDER (or data: in --config)")
+        raise RagtuneError(
+            "no training data: pass --data FILE_OR_BEIR_FOLDER (or data: in --config)"
+        )
     result = run_training(cfg)
     summary = {
-        "output": str(result.output), "steps": result.steps, "seconds": round(result.seconds, 1),
-        "pairs/s": round(result.pairs_per_second, 2), "metric": result.metric,
-        "base": result.base_score, "best": result.best_score, "best step": result.best_step,
+        "output": str(result.output),
+        "steps": result.steps,
+        "seconds": round(result.seconds, 1),
+        "pairs/s": round(result.pairs_per_second, 2),
+        "metric": result.metric,
+        "base": result.base_score,
+        "best": result.best_score,
+        "best step": result.best_step,
         "improved over base": result.improved,
     }
     if as_json:

@@ -18,7 +18,8 @@ that fails names the drop, and every drop is counted:
 * ``short_query``/``long_query``: fewer than ``min_query_words`` or more than
   ``max_query_words`` words;
 * ``duplicate_code``/``duplicate_query``: the same whitespace-normalised code, or the same
-  case-folded summary, as a function earlier in the walk (the first one is kept).
+  summary once case, punctuation and spacing are ignored, as a function earlier in the walk
+  (the first one is kept).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ragtune.data.findings import normalise
 from ragtune.data.pyfunctions import PyFunction, extract_functions, parse_source, summarise
 from ragtune.data.schema import Document
 
@@ -120,7 +122,7 @@ def scan_tree(root: Path, filters: FunctionFilters = FunctionFilters()) -> Scan:
     for reason, cand in judged:  # documented functions first: they claim their code
         if reason is None:
             code_key = " ".join(cand.fn.code.split())
-            query_key = " ".join(cand.query.casefold().split())
+            query_key = normalise(cand.query)  # as the data check compares queries
             if code_key in seen_code:
                 reason = "duplicate_code"
             elif query_key in seen_query:

@@ -20,48 +20,52 @@ _BOM = b"\xef\xbb\xbf"
 
 def iter_jsonl_rows(path: Path) -> Iterator[tuple[int, Row | RowError]]:
     """Stream a JSON Lines file: one object per line; blank lines are ignored."""
-    source = str(path)
     with open_binary(path) as f:
-        for line_no, raw in enumerate(f, start=1):
-            if line_no == 1 and raw.startswith(_BOM):
-                raw = raw[len(_BOM) :]
-            if not raw.strip():
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield (
-                    line_no,
-                    _encoding_error(source, line_no, exc, f"at byte {exc.start} of the line"),
-                )
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield (
-                    line_no,
-                    RowError(
-                        "bad_json",
-                        f"malformed JSON: {exc.msg} (column {exc.colno})",
-                        path=source,
-                        line=line_no,
-                        hint="each line must hold one complete JSON object",
-                    ),
-                )
-                continue
-            if not isinstance(obj, dict):
-                yield (
-                    line_no,
-                    RowError(
-                        "not_an_object",
-                        f"expected a JSON object, got {type(obj).__name__}",
-                        path=source,
-                        line=line_no,
-                        hint='write rows as {"query": ..., "positive": ...}',
-                    ),
-                )
-                continue
-            yield line_no, obj
+        yield from iter_jsonl_stream(f, str(path))
+
+
+def iter_jsonl_stream(f: BinaryIO, source: str) -> Iterator[tuple[int, Row | RowError]]:
+    """Rows of JSON Lines read from an open binary stream (a file, or stdin for ``-``)."""
+    for line_no, raw in enumerate(f, start=1):
+        if line_no == 1 and raw.startswith(_BOM):
+            raw = raw[len(_BOM) :]
+        if not raw.strip():
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield (
+                line_no,
+                _encoding_error(source, line_no, exc, f"at byte {exc.start} of the line"),
+            )
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield (
+                line_no,
+                RowError(
+                    "bad_json",
+                    f"malformed JSON: {exc.msg} (column {exc.colno})",
+                    path=source,
+                    line=line_no,
+                    hint="each line must hold one complete JSON object",
+                ),
+            )
+            continue
+        if not isinstance(obj, dict):
+            yield (
+                line_no,
+                RowError(
+                    "not_an_object",
+                    f"expected a JSON object, got {type(obj).__name__}",
+                    path=source,
+                    line=line_no,
+                    hint='write rows as {"query": ..., "positive": ...}',
+                ),
+            )
+            continue
+        yield line_no, obj
 
 
 def iter_json_array_rows(path: Path) -> Iterator[tuple[int, Row | RowError]]:

@@ -119,10 +119,8 @@ class NegativeSampler:
         # Rejection sampling is O(k) when most of the pool is eligible (the usual case) ...
         chosen: list[int] = []
         chosen_texts: set[str] = set()
-        for _ in range(4 * k + 16):
-            i = self.rng.randrange(len(self.pool)) if self.pool else -1
-            if i < 0:
-                break
+        for _ in range(4 * k + 16 if self.pool else 0):
+            i = self.rng.randrange(len(self.pool))
             if eligible(i) and self._norm[i] not in chosen_texts:
                 chosen.append(i)
                 chosen_texts.add(self._norm[i])

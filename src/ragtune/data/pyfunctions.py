@@ -13,6 +13,7 @@ import ast
 import re
 import textwrap
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 DropReason = str  # a key of the build statistics, e.g. "trivial_body"
@@ -49,7 +50,7 @@ def extract_functions(tree: ast.Module, source: str) -> tuple[list[PyFunction], 
 
     def visit(node: ast.AST, prefix: str, in_function: bool) -> None:
         nonlocal nested
-        for child in ast.iter_child_nodes(node):
+        for child in _child_statements(node):
             if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
                 if in_function:
                     nested += 1
@@ -58,11 +59,24 @@ def extract_functions(tree: ast.Module, source: str) -> tuple[list[PyFunction], 
                 visit(child, prefix + child.name + ".<locals>.", True)
             elif isinstance(child, ast.ClassDef):
                 visit(child, prefix + child.name + ".", in_function)
-            else:  # if/try/with blocks at module or class level can define functions too
+            else:  # if/try/with/for blocks can define functions too
                 visit(child, prefix, in_function)
 
     visit(tree, "", False)
     return found, nested
+
+
+_BLOCKS = frozenset({"body", "orelse", "finalbody", "handlers", "cases"})
+
+
+def _child_statements(node: ast.AST) -> Iterator[ast.stmt]:
+    """The statements directly inside ``node`` (definitions are statements, never expressions)."""
+    for name in node._fields:  # in field order, which is source order (try: body, handlers...)
+        for item in getattr(node, name) if name in _BLOCKS else ():
+            if isinstance(item, ast.stmt):
+                yield item
+            elif isinstance(item, ast.ExceptHandler | ast.match_case):
+                yield from item.body
 
 
 def _function(

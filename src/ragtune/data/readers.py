@@ -4,7 +4,8 @@ Which reader runs is decided by one rule, in this order:
 
 1. ``source`` starts with ``hf:`` -> a Hugging Face dataset (a hub name or a local path follows);
 2. ``source`` is a folder holding ``corpus.jsonl`` -> a BEIR folder (pairs of qrels/<split>.tsv);
-3. ``source`` is a file ending in ``.jsonl``, ``.json``, ``.csv``, ``.tsv`` or ``.parquet``;
+3. ``source`` is a file ending in ``.jsonl``, ``.json``, ``.csv``, ``.tsv`` or ``.parquet``
+   (or ``-``: JSON Lines on standard input);
 4. anything else is an error that repeats this rule.
 
 Files are streamed (:func:`read_examples` never holds the file in memory, except a ``.json``
@@ -15,13 +16,19 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from ragtune.data.beir import beir_splits, beir_training_pairs, is_beir_folder
 from ragtune.data.hf import read_hf
-from ragtune.data.jsonl import iter_json_array_rows, iter_jsonl_rows, looks_like_json_array
+from ragtune.data.jsonl import (
+    iter_json_array_rows,
+    iter_jsonl_rows,
+    iter_jsonl_stream,
+    looks_like_json_array,
+)
 from ragtune.data.records import ColumnMap, ReadStats, Record, RecordReader, Shape
 from ragtune.data.tabular import iter_csv_rows, iter_parquet_rows
 from ragtune.errors import DataError
@@ -39,7 +46,8 @@ def read_examples(
     shape: Shape | None = None,
     skip_invalid: bool = False,
 ) -> RecordReader:
-    """Stream the records of a ``.jsonl``/``.json``/``.csv``/``.tsv``/``.parquet`` file.
+    """Stream the records of a ``.jsonl``/``.json``/``.csv``/``.tsv``/``.parquet`` file
+    (``-``: JSON Lines on standard input).
 
     The returned reader is an iterator of :class:`Example` or :class:`LabelledPair`; its ``stats``
     (:class:`ReadStats`) count rows read, kept and skipped as iteration goes.
@@ -51,6 +59,11 @@ def read_examples(
             ...
         print(reader.stats.summary())
     """
+    if os.fspath(path) == "-":  # JSON Lines on standard input
+        rows = iter_jsonl_stream(sys.stdin.buffer, "<stdin>")
+        return RecordReader(
+            rows, source="<stdin>", columns=columns, shape=shape, skip_invalid=skip_invalid
+        )
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FILE_SUFFIXES:
@@ -142,7 +155,7 @@ def load_training_data(
         kind = "beir"
         records = list(beir_training_pairs(text, split, title_separator=title_separator))
         stats = ReadStats(source=text, shape="pairs", rows=len(records), kept=len(records))
-    elif Path(text).suffix.lower() in FILE_SUFFIXES or Path(text).is_file():
+    elif text == "-" or Path(text).suffix.lower() in FILE_SUFFIXES or Path(text).is_file():
         kind, reader = "file", read_examples(text, columns, shape=shape, skip_invalid=skip_invalid)
         records = list(reader)
         stats = reader.stats

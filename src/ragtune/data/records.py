@@ -159,12 +159,6 @@ def detect_shape(names: Iterable[str], columns: ColumnMap, *, path: str, line: i
     )
 
 
-def required_columns(shape: Shape, columns: ColumnMap) -> tuple[str, ...]:
-    if shape == "labelled":
-        return (columns.query, columns.document, columns.label)
-    return (columns.query, columns.positive)
-
-
 class RecordReader(Iterator[Record]):
     """Rows in, records out, lazily; ``stats`` is up to date after every record.
 

@@ -117,7 +117,7 @@ class Report:
         """Rows = systems, columns = metrics; the best value of each column in bold green."""
         title = f"{self.evalset}: {self.num_queries:,} queries, {self.num_docs:,} documents"
         table = Table(title=title)
-        table.add_column("system", style="bold")
+        table.add_column("system", style="bold", overflow="fold")
         for column in self.columns:
             table.add_column(column, justify="right")
         table.add_column("docs/s", justify="right", style="dim")
@@ -210,7 +210,8 @@ class Report:
         return buffer.getvalue()
 
     def per_query_jsonl(self) -> str:
-        """One line per query: every system's metric, the pair's difference and top documents."""
+        """One line per query, biggest win first: every system's value of the compared metric,
+        the candidate-minus-baseline difference, the relevant ids and both top documents."""
         if self.comparison is None:
             return ""
         c = self.comparison
@@ -228,22 +229,26 @@ class Report:
             rows.append(json.dumps(row, ensure_ascii=False) + "\n")
         return "".join(rows)
 
-    def save(self, folder: str | Path) -> Path:
-        """Write report.json, report.md, metrics.png and per_query.jsonl (each atomically).
+    def save(self, folder: str | Path) -> list[Path]:
+        """Write report.json, report.md, metrics.png and, when two systems are compared,
+        per_query.jsonl into ``folder``; return the paths written.
 
-        Files are replaced one by one; other files in ``folder`` are left alone.
+        Each file is written atomically and replaced on its own; other files in ``folder`` are
+        left alone.
         """
         folder = Path(folder)
-        atomic_write_json(folder / "report.json", self.to_json())
-        atomic_write_text(folder / "report.md", self.to_markdown())
-        atomic_write_bytes(folder / "metrics.png", self.plot_png())
+        written = [folder / "report.json", folder / "report.md", folder / "metrics.png"]
+        atomic_write_json(written[0], self.to_json())
+        atomic_write_text(written[1], self.to_markdown())
+        atomic_write_bytes(written[2], self.plot_png())
         if self.comparison is not None:
-            atomic_write_text(folder / "per_query.jsonl", self.per_query_jsonl())
-        return folder
+            written.append(folder / "per_query.jsonl")
+            atomic_write_text(written[3], self.per_query_jsonl())
+        return written
 
 
 def default_columns(metric_names: Sequence[str]) -> list[str]:
-    """Every family at k=10 (or the largest k below it... else the largest k), plus Recall@max."""
+    """Every metric family at k=10 (at the largest k when 10 is absent), plus Recall@largest k."""
     ks = sorted({int(name.split("@")[1]) for name in metric_names if "@" in name})
     if not ks:
         return []

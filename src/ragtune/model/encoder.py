@@ -51,9 +51,9 @@ def cpu_supports_bf16() -> bool:
 class Encoder(nn.Module):
     """Texts -> token embeddings -> pooled (and optionally normalised) vectors."""
 
-    def __init__(self, backbone: nn.Module, tokenizer: Any, config: EncoderConfig) -> None:
+    def __init__(self, backbone: Any, tokenizer: Any, config: EncoderConfig) -> None:
         super().__init__()
-        self.backbone = backbone
+        self.backbone: Any = backbone  # any Hugging Face PreTrainedModel
         self.tokenizer = tokenizer
         self.config = config
         limit = getattr(backbone.config, "max_position_embeddings", None)
@@ -103,9 +103,12 @@ class Encoder(nn.Module):
         hf_logging.set_verbosity_error()
         folder = resolve_model_path(name_or_path, revision=revision)
         cfg, transformer_dir = read_folder_config(folder)
-        overrides = {
-            "pooling": pooling, "normalize": normalize, "layer": layer,
-            "max_seq_length": max_seq_length, "query_prompt": query_prompt,
+        overrides: dict[str, Any] = {
+            "pooling": pooling,
+            "normalize": normalize,
+            "layer": layer,
+            "max_seq_length": max_seq_length,
+            "query_prompt": query_prompt,
             "document_prompt": document_prompt,
         }
         cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
@@ -119,10 +122,14 @@ class Encoder(nn.Module):
             )
         hf_config = AutoConfig.from_pretrained(transformer_dir, trust_remote_code=trust_remote_code)
         backbone = AutoModel.from_pretrained(
-            transformer_dir, config=hf_config, use_safetensors=True,
+            transformer_dir,
+            config=hf_config,
+            use_safetensors=True,
             trust_remote_code=trust_remote_code,
         )
-        tokenizer = AutoTokenizer.from_pretrained(transformer_dir, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(
+            transformer_dir, trust_remote_code=trust_remote_code
+        )
         encoder = cls(backbone, tokenizer, cfg)
         dev = torch.device(device) if device else default_device()
         return encoder.to(dev).eval()
@@ -146,8 +153,11 @@ class Encoder(nn.Module):
         if prompt:
             texts = [prompt + t for t in texts]
         batch = self.tokenizer(
-            list(texts), padding=True, truncation=True,
-            max_length=self.config.max_seq_length, return_tensors="pt",
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.config.max_seq_length,
+            return_tensors="pt",
         )
         return dict(batch)
 
@@ -196,8 +206,11 @@ class Encoder(nn.Module):
         if n == 0:
             return np.zeros((0, self.dim), dtype=np.float32) if output == "sentence" else []
         ids = self.tokenizer(
-            texts, truncation=True, max_length=self.config.max_seq_length,
-            add_special_tokens=True, return_attention_mask=False,
+            texts,
+            truncation=True,
+            max_length=self.config.max_seq_length,
+            add_special_tokens=True,
+            return_attention_mask=False,
         )["input_ids"]
         order = sorted(range(n), key=lambda i: -len(ids[i]))
         norm = self.config.normalize if normalize is None else normalize
@@ -211,9 +224,11 @@ class Encoder(nn.Module):
             with make_progress("texts", enabled=show) as bar, torch.inference_mode():
                 task = bar.add_task(description, total=n)
                 for start in range(0, n, batch_size):
-                    idx = order[start:start + batch_size]
+                    idx = order[start : start + batch_size]
                     batch = self.tokenizer.pad(
-                        {"input_ids": [ids[i] for i in idx]}, padding=True, return_tensors="pt",
+                        {"input_ids": [ids[i] for i in idx]},
+                        padding=True,
+                        return_tensors="pt",
                     )
                     batch = {k: v.to(device) for k, v in batch.items()}
                     with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
@@ -311,8 +326,11 @@ def _layer_list(backbone: nn.Module) -> nn.ModuleList:
     """The ModuleList of transformer blocks, wherever the architecture keeps it."""
     cfg = backbone.config
     expected = next(
-        (getattr(cfg, a) for a in ("num_hidden_layers", "n_layers", "n_layer", "num_layers")
-         if isinstance(getattr(cfg, a, None), int)),
+        (
+            getattr(cfg, a)
+            for a in ("num_hidden_layers", "n_layers", "n_layer", "num_layers")
+            if isinstance(getattr(cfg, a, None), int)
+        ),
         None,
     )
     for name in ("encoder.layer", "transformer.layer", "layers", "h", "encoder.layers", "layer"):
@@ -351,5 +369,8 @@ def library_versions() -> dict[str, str]:
 
     from ragtune import __version__
 
-    return {"ragtune": __version__, "transformers": transformers.__version__,
-            "pytorch": torch.__version__}
+    return {
+        "ragtune": __version__,
+        "transformers": transformers.__version__,
+        "pytorch": torch.__version__,
+    }

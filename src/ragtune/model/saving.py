@@ -27,9 +27,15 @@ _POOLING_FLAGS = {
     "last_token": "pooling_mode_lasttoken",
 }
 # sentence-transformers >= 5 writes a single "pooling_mode" string with these names.
-_ST_MODE_NAMES = {"mean": "mean", "cls": "cls", "max": "max", "weightedmean": "weighted_mean",
-                  "weighted_mean": "weighted_mean", "lasttoken": "last_token",
-                  "last_token": "last_token"}
+_ST_MODE_NAMES = {
+    "mean": "mean",
+    "cls": "cls",
+    "max": "max",
+    "weightedmean": "weighted_mean",
+    "weighted_mean": "weighted_mean",
+    "lasttoken": "last_token",
+    "last_token": "last_token",
+}
 
 
 def _read_json(path: Path) -> Any:
@@ -107,32 +113,48 @@ def _pooling_from_st(data: dict[str, Any], where: Path) -> str:
     return active[0]
 
 
-def write_folder_config(folder: Path, cfg: EncoderConfig, dim: int, versions: dict[str, str]) -> None:
+def write_folder_config(
+    folder: Path, cfg: EncoderConfig, dim: int, versions: dict[str, str]
+) -> None:
     """Write the sentence-transformers module files and ragtune.json into ``folder``."""
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_Pooling",
+            "type": "sentence_transformers.models.Pooling",
+        },
     ]
     if cfg.normalize:
         modules.append(
-            {"idx": 2, "name": "2", "path": "2_Normalize",
-             "type": "sentence_transformers.models.Normalize"}
+            {
+                "idx": 2,
+                "name": "2",
+                "path": "2_Normalize",
+                "type": "sentence_transformers.models.Normalize",
+            }
         )
         (folder / "2_Normalize").mkdir(exist_ok=True)
     _write(folder / "modules.json", modules)
-    _write(folder / "sentence_bert_config.json",
-           {"max_seq_length": cfg.max_seq_length, "do_lower_case": False})
+    _write(
+        folder / "sentence_bert_config.json",
+        {"max_seq_length": cfg.max_seq_length, "do_lower_case": False},
+    )
     pooling = {"word_embedding_dimension": dim, "pooling_mode_mean_sqrt_len_tokens": False}
     pooling.update({flag: mode == cfg.pooling for mode, flag in _POOLING_FLAGS.items()})
     pooling["include_prompt"] = True
     (folder / "1_Pooling").mkdir(exist_ok=True)
     _write(folder / "1_Pooling" / "config.json", pooling)
-    _write(folder / "config_sentence_transformers.json", {
-        "__version__": versions,
-        "prompts": {"query": cfg.query_prompt, "document": cfg.document_prompt},
-        "default_prompt_name": None,
-        "similarity_fn_name": cfg.similarity,
-    })
+    _write(
+        folder / "config_sentence_transformers.json",
+        {
+            "__version__": versions,
+            "prompts": {"query": cfg.query_prompt, "document": cfg.document_prompt},
+            "default_prompt_name": None,
+            "similarity_fn_name": cfg.similarity,
+        },
+    )
     _write(folder / RAGTUNE_FILE, cfg.to_dict())
 
 

@@ -38,7 +38,9 @@ class EncoderConfig:
         if self.max_seq_length < 1:
             raise RagtuneError(f"max_seq_length must be positive, got {self.max_seq_length}")
         if self.layer is not None and self.layer < 1:
-            raise RagtuneError(f"layer must be >= 1 (1 = first transformer layer), got {self.layer}")
+            raise RagtuneError(
+                f"layer must be >= 1 (1 = first transformer layer), got {self.layer}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,5 +50,7 @@ class EncoderConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise RagtuneError(f"unknown encoder config keys {unknown}; valid keys: {sorted(known)}")
+            raise RagtuneError(
+                f"unknown encoder config keys {unknown}; valid keys: {sorted(known)}"
+            )
         return cls(**data)

@@ -38,15 +38,17 @@ class TokenCache:
             self.ids.append([])
         return found
 
-    def tokenize(self, tokenizer: Any, max_length: int, prompts: dict[str, str],
-                 chunk: int = 4096) -> None:
+    def tokenize(
+        self, tokenizer: Any, max_length: int, prompts: dict[str, str], chunk: int = 4096
+    ) -> None:
         """Fill in token ids for every text added so far (fast tokenizers batch in Rust)."""
         keys = sorted(self.index.items(), key=lambda kv: kv[1])
         for start in range(0, len(keys), chunk):
-            part = keys[start:start + chunk]
+            part = keys[start : start + chunk]
             texts = [prompts.get(kind, "") + text for (kind, text), _ in part]
-            encoded = tokenizer(texts, truncation=True, max_length=max_length,
-                                return_attention_mask=False)["input_ids"]
+            encoded = tokenizer(
+                texts, truncation=True, max_length=max_length, return_attention_mask=False
+            )["input_ids"]
             for (_, idx), ids in zip(part, encoded):
                 self.ids[idx] = ids
 
@@ -76,8 +78,12 @@ class TrainingSet:
 
 
 def build_training_set(
-    examples: Sequence[Example | LabelledPair], tokenizer: Any, max_length: int,
-    query_prompt: str = "", document_prompt: str = "", num_negatives: int | None = None,
+    examples: Sequence[Example | LabelledPair],
+    tokenizer: Any,
+    max_length: int,
+    query_prompt: str = "",
+    document_prompt: str = "",
+    num_negatives: int | None = None,
 ) -> TrainingSet:
     """Turn examples into id rows, tokenizing each distinct text once.
 
@@ -94,8 +100,13 @@ def build_training_set(
     if labelled:
         for e in examples:
             assert isinstance(e, LabelledPair)
-            rows.append(Row(cache.add(e.query, "query"), cache.add(e.document, "document"),
-                            label=float(e.label)))
+            rows.append(
+                Row(
+                    cache.add(e.query, "query"),
+                    cache.add(e.document, "document"),
+                    label=float(e.label),
+                )
+            )
         n_neg = 0
     else:
         counts = [len(e.negatives) for e in examples]  # type: ignore[union-attr]
@@ -108,16 +119,23 @@ def build_training_set(
             )
         for e in examples:
             assert isinstance(e, Example)
-            rows.append(Row(
-                cache.add(e.query, "query"), cache.add(e.positive, "document"),
-                tuple(cache.add(n, "document") for n in e.negatives[:n_neg]),
-            ))
+            rows.append(
+                Row(
+                    cache.add(e.query, "query"),
+                    cache.add(e.positive, "document"),
+                    tuple(cache.add(n, "document") for n in e.negatives[:n_neg]),
+                )
+            )
     cache.tokenize(tokenizer, max_length, {"query": query_prompt, "document": document_prompt})
     return TrainingSet(rows, cache, labelled, n_neg)
 
 
 def epoch_batches(
-    data: TrainingSet, batch_size: int, seed: int, epoch: int, group_by_length: bool = False,
+    data: TrainingSet,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    group_by_length: bool = False,
     drop_last: bool = True,
 ) -> list[list[int]]:
     """Row indices for every batch of one epoch; the same (seed, epoch) gives the same batches.
@@ -133,8 +151,11 @@ def epoch_batches(
     if group_by_length:
         window = batch_size * 50
         lengths = [len(data.cache.ids[r.document]) for r in data.rows]
-        order = [i for s in range(0, len(order), window)
-                 for i in sorted(order[s:s + window], key=lambda i: -lengths[i])]
+        order = [
+            i
+            for s in range(0, len(order), window)
+            for i in sorted(order[s : s + window], key=lambda i: -lengths[i])
+        ]
     batches: list[list[int]] = []
     pending = order
     while pending:
@@ -143,8 +164,11 @@ def epoch_batches(
         deferred: list[int] = []
         for i in pending:
             row = data.rows[i]
-            keys = {("q", row.query), ("d", row.document)} if not data.labelled else {
-                ("p", row.query * 1_000_003 + row.document)}
+            keys = (
+                {("q", row.query), ("d", row.document)}
+                if not data.labelled
+                else {("p", row.query * 1_000_003 + row.document)}
+            )
             if len(batch) < batch_size and not (keys & seen):  # type: ignore[operator]
                 batch.append(i)
                 seen |= keys  # type: ignore[arg-type]
@@ -192,6 +216,7 @@ def collate(data: TrainingSet, batch: Sequence[int], pad_id: int) -> dict[str, A
             flat = [ids[n] for r in rows for n in r.negatives]  # (B * N) texts, row-major
             texts["negatives"] = pad(flat, pad_id)
             reshape["negatives"] = (len(rows), data.num_negatives)
-            extra["negative_ids"] = torch.tensor([list(r.negatives) for r in rows],
-                                                 dtype=torch.long)
+            extra["negative_ids"] = torch.tensor(
+                [list(r.negatives) for r in rows], dtype=torch.long
+            )
     return {"texts": texts, "extra": extra, "reshape": reshape}

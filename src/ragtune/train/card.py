@@ -13,8 +13,9 @@ from ragtune.io import atomic_write_text
 
 def write_model_card(out: Path, result: Any) -> Path:
     run = out / "run"
-    config = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").is_file() \
-        else {}
+    config = (
+        yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").is_file() else {}
+    )
     data = json.loads((run / "data.json").read_text()) if (run / "data.json").is_file() else {}
     enc = config.get("resolved_encoder", {})
     lines = [
@@ -38,7 +39,7 @@ def write_model_card(out: Path, result: Any) -> Path:
         "",
     ]
     if result.best_score is not None:
-        verdict = ("better than" if result.improved else "NOT better than")
+        verdict = "better than" if result.improved else "NOT better than"
         lines += [
             f"## Dev set ({result.metric})",
             "",
@@ -54,7 +55,7 @@ def write_model_card(out: Path, result: Any) -> Path:
         "## Use",
         "",
         "```python",
-        "from ragtune.model import Encoder            # or sentence_transformers.SentenceTransformer",
+        "from ragtune.model import Encoder  # or sentence_transformers.SentenceTransformer",
         "model = Encoder.load('PATH_TO_THIS_FOLDER')",
         "vectors = model.encode_documents(['some text'])",
         "```",

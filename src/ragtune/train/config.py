@@ -14,7 +14,7 @@ Precision = Literal["auto", "fp32", "bf16"]
 
 @dataclass
 class TrainConfig:
-    """Everything `ragtune train` needs. Load with ``ragtune.config.load_config(TrainConfig, ...)``."""
+    """Everything `ragtune train` needs; build it with ``load_config(TrainConfig, ...)``."""
 
     # --- what to train and on what
     model: str = DEFAULT_MODEL

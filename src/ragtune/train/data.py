@@ -24,26 +24,33 @@ MAX_DEV_QUERIES = 500
 
 def load_run_data(cfg: Any) -> tuple[list[Any], EvalSet | None]:
     """Examples to train on and the dev EvalSet (from ``eval_data`` or carved out)."""
-    columns = ColumnMap(query=cfg.query_column, positive=cfg.positive_column,
-                        negative=cfg.negative_column, document=cfg.document_column,
-                        label=cfg.label_column)
-    loaded = load_training_data(cfg.data, columns, split=cfg.train_split,
-                                skip_invalid=cfg.skip_invalid)
+    columns = ColumnMap(
+        query=cfg.query_column,
+        positive=cfg.positive_column,
+        negative=cfg.negative_column,
+        document=cfg.document_column,
+        label=cfg.label_column,
+    )
+    loaded = load_training_data(
+        cfg.data, columns, split=cfg.train_split, skip_invalid=cfg.skip_invalid
+    )
     if loaded.stats.skipped:
-        console.print(f"[yellow]{loaded.stats.summary()}")
+        console.print(loaded.stats.summary(), style="yellow", markup=False)
     examples = list(loaded.records)
     if cfg.eval_data:
         return examples, load_beir(cfg.eval_data, cfg.eval_split)
     return carve_dev_set(examples, cfg.dev_fraction, cfg.seed)
 
 
-def carve_dev_set(examples: Sequence[Example | LabelledPair], fraction: float,
-                  seed: int) -> tuple[list[Any], EvalSet | None]:
+def carve_dev_set(
+    examples: Sequence[Example | LabelledPair], fraction: float, seed: int
+) -> tuple[list[Any], EvalSet | None]:
     """Hold out a share of the queries (with all their examples) as a retrieval dev set.
 
     The dev corpus is every positive document in the data, so held-out queries must find their
     document among all the others, as at search time.
     """
+
     def positive_of(e: Example | LabelledPair) -> str | None:
         if isinstance(e, Example):
             return e.positive
@@ -53,8 +60,10 @@ def carve_dev_set(examples: Sequence[Example | LabelledPair], fraction: float,
     n_dev = min(MAX_DEV_QUERIES, int(len(queries) * fraction))
     if fraction <= 0 or n_dev < MIN_DEV_QUERIES:
         if fraction > 0:
-            console.print(f"[yellow]only {len(queries)} distinct queries: too few to hold out a "
-                          "dev set; the model is not compared with the base model during training")
+            console.print(
+                f"[yellow]only {len(queries)} distinct queries: too few to hold out a "
+                "dev set; the model is not compared with the base model during training"
+            )
         return list(examples), None
     rng = random.Random(seed)
     dev_queries = set(rng.sample(queries, n_dev))
@@ -73,8 +82,10 @@ def carve_dev_set(examples: Sequence[Example | LabelledPair], fraction: float,
             qrels.setdefault(query_ids[e.query], {})[doc_ids[text]] = 1
     train = [e for e in examples if e.query not in dev_queries]
     dev = EvalSet({qid: q for q, qid in query_ids.items()}, corpus, qrels, name="held-out dev")
-    console.print(f"held out {len(dev.queries)} of {len(queries)} queries as the dev set "
-                  f"({len(train)} training examples remain; dev corpus {len(corpus)} documents)")
+    console.print(
+        f"held out {len(dev.queries)} of {len(queries)} queries as the dev set "
+        f"({len(train)} training examples remain; dev corpus {len(corpus)} documents)"
+    )
     return train, dev
 
 

@@ -24,8 +24,10 @@ class RunLogger:
                 try:
                     from torch.utils.tensorboard import SummaryWriter
                 except ImportError:
-                    console.print("[yellow]tensorboard is not installed (pip install "
-                                  "'ragtune[tensorboard]'); logging to log.jsonl only")
+                    console.print(
+                        "[yellow]tensorboard is not installed (pip install "
+                        "'ragtune[tensorboard]'); logging to log.jsonl only"
+                    )
                 else:
                     self.writer = SummaryWriter(str(run_dir / "tensorboard"))
 

@@ -58,8 +58,13 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def train(cfg: TrainConfig, *, examples: list[Example] | list[LabelledPair] | None = None,
-          dev: EvalSet | None = None, encoder: Encoder | None = None) -> TrainResult:
+def train(
+    cfg: TrainConfig,
+    *,
+    examples: list[Example] | list[LabelledPair] | None = None,
+    dev: EvalSet | None = None,
+    encoder: Encoder | None = None,
+) -> TrainResult:
     """Run one training job as configured; returns where the model went and how it scored."""
     rank, world = dist_utils.setup()
     is_main = rank == 0
@@ -70,15 +75,22 @@ def train(cfg: TrainConfig, *, examples: list[Example] | list[LabelledPair] | No
     run_dir = out / "run"
     ckpt_dir = run_dir / "checkpoints"
     if is_main and out.exists() and not cfg.resume and list_checkpoints(ckpt_dir):
-        raise RagtuneError(f"{out} already holds a training run; pass --resume to continue it "
-                           "or choose another --output")
+        raise RagtuneError(
+            f"{out} already holds a training run; pass --resume to continue it "
+            "or choose another --output"
+        )
 
     # ---- model
     if encoder is None:
         encoder = Encoder.load(
-            cfg.model, pooling=cfg.pooling, normalize=cfg.normalize, layer=cfg.layer,
-            max_seq_length=cfg.max_seq_length, query_prompt=cfg.query_prompt,
-            document_prompt=cfg.document_prompt, device=dist_utils.device_for(rank),
+            cfg.model,
+            pooling=cfg.pooling,
+            normalize=cfg.normalize,
+            layer=cfg.layer,
+            max_seq_length=cfg.max_seq_length,
+            query_prompt=cfg.query_prompt,
+            document_prompt=cfg.document_prompt,
+            device=dist_utils.device_for(rank),
         )
     if cfg.attention_dropout is not None:
         _set_attention_dropout(encoder, cfg.attention_dropout)
@@ -92,15 +104,21 @@ def train(cfg: TrainConfig, *, examples: list[Example] | list[LabelledPair] | No
         examples, loaded_dev = load_run_data(cfg)
         dev = dev or loaded_dev
     data = build_training_set(
-        examples, encoder.tokenizer, encoder.config.max_seq_length,
-        encoder.config.query_prompt, encoder.config.document_prompt, cfg.num_negatives,
+        examples,
+        encoder.tokenizer,
+        encoder.config.max_seq_length,
+        encoder.config.query_prompt,
+        encoder.config.document_prompt,
+        cfg.num_negatives,
     )
     loss_fn = build_from_config(cfg.loss)
     _check_loss_matches_data(loss_fn, data.labelled)
     grad_cache = wrap_grad_cache(loss_fn, cfg.loss)
     if grad_cache is not None and world > 1:
-        raise RagtuneError("GradCache with several processes is not supported yet: use one "
-                           "process with a large batch, or several without cache_mini_batch_size")
+        raise RagtuneError(
+            "GradCache with several processes is not supported yet: use one "
+            "process with a large batch, or several without cache_mini_batch_size"
+        )
     pad_id = encoder.tokenizer.pad_token_id or 0
 
     model: torch.nn.Module = encoder
@@ -108,16 +126,19 @@ def train(cfg: TrainConfig, *, examples: list[Example] | list[LabelledPair] | No
         # static_graph: each step runs the encoder once per text column before one backward.
         model = torch.nn.parallel.DistributedDataParallel(encoder, static_graph=True)
     global_batch = cfg.batch_size * world
-    batches_per_epoch = [len(epoch_batches(data, global_batch, cfg.seed, e, cfg.group_by_length))
-                         for e in range(cfg.epochs)]
+    batches_per_epoch = [
+        len(epoch_batches(data, global_batch, cfg.seed, e, cfg.group_by_length))
+        for e in range(cfg.epochs)
+    ]
     total_steps = sum(math.ceil(n / cfg.grad_accumulation) for n in batches_per_epoch)
     if cfg.max_steps:
         total_steps = min(total_steps, cfg.max_steps)
     if total_steps == 0:
         raise RagtuneError("no training steps: the data is smaller than one batch")
     optimizer = build_optimizer(encoder, cfg.learning_rate, cfg.weight_decay)
-    scheduler = build_scheduler(optimizer, cfg.schedule, int(cfg.warmup_ratio * total_steps),
-                                total_steps)
+    scheduler = build_scheduler(
+        optimizer, cfg.schedule, int(cfg.warmup_ratio * total_steps), total_steps
+    )
 
     # ---- resume or start
     state = TrainerState()
@@ -157,15 +178,18 @@ def train(cfg: TrainConfig, *, examples: list[Example] | list[LabelledPair] | No
     window: list[float] = []
     show = progress_enabled(None, default=is_main)
     with make_progress("pairs", enabled=show) as bar:
-        task = bar.add_task("training", total=total_steps * global_batch * cfg.grad_accumulation,
-                            completed=state.step * global_batch * cfg.grad_accumulation)
+        task = bar.add_task(
+            "training",
+            total=total_steps * global_batch * cfg.grad_accumulation,
+            completed=state.step * global_batch * cfg.grad_accumulation,
+        )
         while not stop and state.epoch < cfg.epochs:
             batches = epoch_batches(data, global_batch, cfg.seed, state.epoch, cfg.group_by_length)
             while state.batch_in_epoch < len(batches) and not stop:
-                group = batches[state.batch_in_epoch:state.batch_in_epoch + cfg.grad_accumulation]
+                group = batches[state.batch_in_epoch : state.batch_in_epoch + cfg.grad_accumulation]
                 loss_value = 0.0
                 for i, rows in enumerate(group):
-                    local = rows[rank * cfg.batch_size:(rank + 1) * cfg.batch_size]
+                    local = rows[rank * cfg.batch_size : (rank + 1) * cfg.batch_size]
                     batch = collate(data, local, pad_id)
                     sync = i == len(group) - 1
                     with dist_utils.maybe_no_sync(model, sync):
@@ -179,24 +203,33 @@ def train(cfg: TrainConfig, *, examples: list[Example] | list[LabelledPair] | No
                         f"checkpoint is kept in {ckpt_dir} (lower the learning rate or check "
                         "the data for empty texts)"
                     )
-                grad_norm = torch.nn.utils.clip_grad_norm_(encoder.parameters(),
-                                                           cfg.max_grad_norm or float("inf"))
+                grad_norm = torch.nn.utils.clip_grad_norm_(
+                    encoder.parameters(), cfg.max_grad_norm or float("inf")
+                )
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 state.step += 1
                 state.batch_in_epoch += len(group)
                 window.append(loss_value)
-                bar.update(task, advance=len(group) * global_batch,
-                           description=f"training loss {loss_value:.4f}")
+                bar.update(
+                    task,
+                    advance=len(group) * global_batch,
+                    description=f"training loss {loss_value:.4f}",
+                )
                 if state.step % cfg.log_steps == 0 or state.step == total_steps:
                     elapsed = time.perf_counter() - started
-                    logger.log({
-                        "step": state.step, "epoch": state.epoch,
-                        "loss": sum(window) / len(window), "lr": scheduler.get_last_lr()[0],
-                        "grad_norm": float(grad_norm), "pairs_per_second": pairs_seen / elapsed,
-                        **{k: float(v) for k, v in getattr(loss_fn, "last_stats", {}).items()},
-                    })
+                    logger.log(
+                        {
+                            "step": state.step,
+                            "epoch": state.epoch,
+                            "loss": sum(window) / len(window),
+                            "lr": scheduler.get_last_lr()[0],
+                            "grad_norm": float(grad_norm),
+                            "pairs_per_second": pairs_seen / elapsed,
+                            **{k: float(v) for k, v in getattr(loss_fn, "last_stats", {}).items()},
+                        }
+                    )
                     window.clear()
                 if cfg.eval_steps and state.step % cfg.eval_steps == 0:
                     evaluate(state.step)
@@ -204,8 +237,9 @@ def train(cfg: TrainConfig, *, examples: list[Example] | list[LabelledPair] | No
                 if state.step >= total_steps:
                     stop = True
                 if is_main and (state.step % cfg.save_steps == 0 or stop):
-                    save_checkpoint(ckpt_dir, encoder, optimizer, scheduler, state,
-                                    cfg.keep_checkpoints)
+                    save_checkpoint(
+                        ckpt_dir, encoder, optimizer, scheduler, state, cfg.keep_checkpoints
+                    )
                 stop = dist_utils.agree(stop)
             if state.batch_in_epoch >= len(batches):
                 state.epoch += 1
@@ -214,18 +248,23 @@ def train(cfg: TrainConfig, *, examples: list[Example] | list[LabelledPair] | No
                     evaluate(state.step)
                     stop = dist_utils.agree(stop or _early_stop(cfg, state))
                 if is_main:
-                    save_checkpoint(ckpt_dir, encoder, optimizer, scheduler, state,
-                                    cfg.keep_checkpoints)
+                    save_checkpoint(
+                        ckpt_dir, encoder, optimizer, scheduler, state, cfg.keep_checkpoints
+                    )
     seconds = time.perf_counter() - started
     if dev is not None and (not state.history or state.history[-1]["step"] != state.step):
         evaluate(state.step)
 
     # ---- publish: the best model by the dev metric (the base model counts as a candidate)
     result = TrainResult(
-        output=out, steps=state.step, seconds=seconds,
-        pairs_per_second=pairs_seen / seconds if seconds > 0 else 0.0, metric=cfg.eval_metric,
+        output=out,
+        steps=state.step,
+        seconds=seconds,
+        pairs_per_second=pairs_seen / seconds if seconds > 0 else 0.0,
+        metric=cfg.eval_metric,
         base_score=next((h[cfg.eval_metric] for h in state.history if h["step"] == 0), None),
-        best_score=state.best_metric, best_step=state.best_step,
+        best_score=state.best_metric,
+        best_step=state.best_step,
         improved=state.best_step > 0 if state.best_metric is not None else True,
         history=list(state.history),
     )
@@ -236,22 +275,30 @@ def train(cfg: TrainConfig, *, examples: list[Example] | list[LabelledPair] | No
     return result
 
 
-def _forward_backward(model: torch.nn.Module, loss_fn: torch.nn.Module,
-                      grad_cache: GradCache | None, batch: dict[str, Any], device: torch.device,
-                      autocast: torch.dtype | None, scale: float) -> float:
+def _forward_backward(
+    model: torch.nn.Module,
+    loss_fn: torch.nn.Module,
+    grad_cache: GradCache | None,
+    batch: dict[str, Any],
+    device: torch.device,
+    autocast: torch.dtype | None,
+    scale: float,
+) -> float:
     """Encode every text column, compute the loss and backpropagate ``loss * scale``."""
     extra = {k: v.to(device) for k, v in batch["extra"].items()}
     extra = _accepted(loss_fn, extra)
 
     def embed(features: dict[str, torch.Tensor]) -> torch.Tensor:
         features = {k: v.to(device) for k, v in features.items()}
-        with torch.autocast(device.type, dtype=autocast or torch.float32,
-                            enabled=autocast is not None):
+        with torch.autocast(
+            device.type, dtype=autocast or torch.float32, enabled=autocast is not None
+        ):
             return model(features).float()  # (rows, D)
 
     if grad_cache is not None:
-        value = grad_cache.forward_backward(embed, batch["texts"], extra=extra,
-                                            reshape=batch["reshape"], loss_scale=scale)
+        value = grad_cache.forward_backward(
+            embed, batch["texts"], extra=extra, reshape=batch["reshape"], loss_scale=scale
+        )
         return float(value)
     embeddings = {name: embed(features) for name, features in batch["texts"].items()}
     for name, (rows, n) in batch["reshape"].items():
@@ -272,14 +319,20 @@ def _accepted(loss_fn: torch.nn.Module, extra: dict[str, Any]) -> dict[str, Any]
 def _check_loss_matches_data(loss_fn: torch.nn.Module, labelled: bool) -> None:
     needs = tuple(getattr(loss_fn, "inputs", ()))
     if labelled and "label" not in needs:
-        raise RagtuneError(f"the loss needs {needs} but the data are labelled pairs "
-                           "(query, document, label): use --loss contrastive or cosine")
+        raise RagtuneError(
+            f"the loss needs {needs} but the data are labelled pairs "
+            "(query, document, label): use --loss contrastive or cosine"
+        )
     if not labelled and "label" in needs:
-        raise RagtuneError(f"the loss needs {needs} but the data have no labels: use "
-                           "--loss infonce or triplet, or convert pairs with pairs_to_labelled")
+        raise RagtuneError(
+            f"the loss needs {needs} but the data have no labels: use "
+            "--loss infonce or triplet, or convert pairs with pairs_to_labelled"
+        )
 
 
-def _evaluate(encoder: Encoder, dev: EvalSet | None, cfg: TrainConfig, is_main: bool) -> float | None:
+def _evaluate(
+    encoder: Encoder, dev: EvalSet | None, cfg: TrainConfig, is_main: bool
+) -> float | None:
     if dev is None or not is_main:
         return None
     from ragtune.evaluation.evaluate import evaluate_encoder
@@ -288,14 +341,18 @@ def _evaluate(encoder: Encoder, dev: EvalSet | None, cfg: TrainConfig, is_main: 
     key = cfg.eval_metric.lower()
     metrics = {k.lower(): v for k, v in result.metrics.items()}
     if key not in metrics:
-        raise RagtuneError(f"unknown eval_metric {cfg.eval_metric!r}; available: "
-                           f"{', '.join(sorted(result.metrics))}")
+        raise RagtuneError(
+            f"unknown eval_metric {cfg.eval_metric!r}; available: "
+            f"{', '.join(sorted(result.metrics))}"
+        )
     return float(metrics[key])
 
 
 def _early_stop(cfg: TrainConfig, state: TrainerState) -> bool:
-    return bool(cfg.early_stopping_patience
-                and state.evals_without_improvement >= cfg.early_stopping_patience)
+    return bool(
+        cfg.early_stopping_patience
+        and state.evals_without_improvement >= cfg.early_stopping_patience
+    )
 
 
 def _set_attention_dropout(encoder: Encoder, p: float) -> None:
@@ -319,26 +376,34 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
         return None
     if precision == "bf16":
         if device.type == "cpu" and not cpu_supports_bf16():
-            console.print("[yellow]warning: this CPU has no native bf16; bf16 autocast is "
-                          "emulated and several times slower than fp32")
+            console.print(
+                "[yellow]warning: this CPU has no native bf16; bf16 autocast is "
+                "emulated and several times slower than fp32"
+            )
         return torch.bfloat16
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return None
 
 
-def _write_run_files(run_dir: Path, cfg: TrainConfig, examples: Any, encoder: Encoder,
-                     data: Any) -> None:
+def _write_run_files(
+    run_dir: Path, cfg: TrainConfig, examples: Any, encoder: Encoder, data: Any
+) -> None:
     import yaml
 
     resolved = to_dict(cfg)
     resolved["resolved_encoder"] = encoder.config.to_dict()
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
-    atomic_write_json(run_dir / "data.json", {
-        "fingerprint": data_fingerprint(examples), "examples": len(examples),
-        "distinct_texts": data.num_texts, "negatives_per_example": data.num_negatives,
-        "labelled": data.labelled,
-    })
+    atomic_write_json(
+        run_dir / "data.json",
+        {
+            "fingerprint": data_fingerprint(examples),
+            "examples": len(examples),
+            "distinct_texts": data.num_texts,
+            "negatives_per_example": data.num_negatives,
+            "labelled": data.labelled,
+        },
+    )
 
 
 def _publish(encoder: Encoder, run_dir: Path, out: Path, result: TrainResult) -> None:
@@ -349,8 +414,10 @@ def _publish(encoder: Encoder, run_dir: Path, out: Path, result: TrainResult) ->
     if best.is_dir():
         shutil.copytree(best, staging)
         if not result.improved:
-            console.print("[bold red]training did not beat the base model on the dev set: "
-                          "the published model is the base model, unchanged")
+            console.print(
+                "[bold red]training did not beat the base model on the dev set: "
+                "the published model is the base model, unchanged"
+            )
     else:
         encoder.save(staging)
     modules = out / "modules.json"

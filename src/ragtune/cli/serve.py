@@ -1,0 +1,63 @@
+"""``ragtune serve``: an HTTP API (search, OpenAI-compatible embeddings) and a web page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ragtune.progress import console
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        "serve",
+        epilog=(
+            "Examples:\n\n"
+            "  ragtune serve my-repo.idx --port 8000     # then open http://127.0.0.1:8000/\n\n"
+            '  curl -s localhost:8000/search -d \'{"query": "retry backoff", "k": 3}\' '
+            "-H 'content-type: application/json'\n\n"
+            "  OpenAI(base_url='http://127.0.0.1:8000/v1', api_key='unused')"
+            ".embeddings.create(model='m', input=['text'])\n\n"
+            "Needs the serve extra: pip install 'ragtune[serve]'. Binds to 127.0.0.1 unless "
+            "--host says otherwise; there is no authentication."
+        ),
+    )(serve_command)
+
+
+def serve_command(
+    index_dir: Path = typer.Argument(..., help="Index folder built by `ragtune index`."),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind (0.0.0.0: all)."),
+    port: int = typer.Option(8000, help="TCP port."),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Load the model from here (default: the one recorded)."
+    ),
+    device: str | None = typer.Option(None, help="cpu, cuda, ... (default: best)."),
+    max_body_bytes: int = typer.Option(2_000_000, help="Larger request bodies get 413."),
+    max_inputs: int = typer.Option(256, help="Texts per /v1/embeddings request (more: 413)."),
+    max_text_chars: int = typer.Option(32_000, help="Characters per text or query (more: 413)."),
+    max_k: int = typer.Option(100, help="Largest k a /search request may ask for."),
+    log_level: str = typer.Option("info", help="uvicorn log level: debug, info, warning, error."),
+) -> None:
+    """Serve an index: POST /search, POST /v1/embeddings, GET /health and a search page at /."""
+    from ragtune.serve.limits import ServeLimits, require_serve_extra
+
+    require_serve_extra()
+    from ragtune.serve.server import serve
+
+    limits = ServeLimits(
+        max_body_bytes=max_body_bytes,
+        max_inputs=max_inputs,
+        max_text_chars=max_text_chars,
+        max_k=max_k,
+    )
+    console.print(f"serving {index_dir} on http://{host}:{port}/ (Ctrl-C to stop)")
+    serve(
+        index_dir,
+        host=host,
+        port=port,
+        model=model,
+        device=device,
+        limits=limits,
+        log_level=log_level,
+    )
