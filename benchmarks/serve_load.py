@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out,
         {
             "benchmark": "serve_load",
-            "command": "python benchmarks/serve_load.py " + " ".join(argv or sys.argv[1:]),
+            "command": " ".join(["python benchmarks/serve_load.py", *(argv or sys.argv[1:])]),
             "model": args.model,
             "chunks": report.chunks_total,
             "device": args.device,

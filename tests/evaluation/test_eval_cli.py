@@ -63,7 +63,7 @@ def test_bm25_and_a_model_with_reports(app, beir, tiny_encoder, tmp_path) -> Non
     assert "nDCG@10" in result.output and "BM25" in result.output
     # One model and --bm25: BM25 is the baseline, the model the candidate.
     verdict = " ".join(result.output.split()[-30:])  # rich wraps long lines
-    assert "nDCG@10 (" in verdict and f"{model_dir} " in verdict and "BM25" in verdict
+    assert "nDCG@10 (" in verdict and "tiny " in verdict and "BM25" in verdict
     assert sorted(p.name for p in out.iterdir()) == [
         "metrics.png",
         "per_query.jsonl",
@@ -71,7 +71,8 @@ def test_bm25_and_a_model_with_reports(app, beir, tiny_encoder, tmp_path) -> Non
         "report.md",
     ]
     report = json.loads((out / "report.json").read_text())
-    assert [s["system"] for s in report["systems"]] == ["BM25", str(model_dir)]
+    assert [s["system"] for s in report["systems"]] == ["BM25", "tiny"]  # the folder's name
+    assert report["systems"][1]["source"] == str(model_dir)
     assert report["comparison"]["baseline"] == "BM25"
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
 
@@ -93,6 +94,13 @@ def test_user_errors(app, beir) -> None:
     assert "comma-separated integers" in str(bad_k.exception)
     no_split = runner.invoke(app, ["eval", "--bm25", "--data", str(beir), "--split", "dev"])
     assert "splits in this folder: test" in str(no_split.exception)
+
+
+def test_model_labels_are_short_but_distinct() -> None:
+    labels = eval_cli._display_names
+    assert labels(["sentence-transformers/all-MiniLM-L6-v2"]) == ["all-MiniLM-L6-v2"]
+    assert labels(["runs/a/model", "runs/b/model", "x"]) == ["a/model", "b/model", "x"]
+    assert labels(["m", "m"]) == ["m", "m#2"]
 
 
 def test_help_has_examples(app) -> None:

@@ -60,7 +60,7 @@ def eval_command(
     results = []
     if bm25:
         results.append(evaluate_bm25(evalset, k_values=k_values))
-    names = _unique_names(models)
+    names = _display_names(models)
     for model, name in zip(models, names, strict=True):
         from ragtune.model import Encoder
 
@@ -70,6 +70,7 @@ def eval_command(
                 encoder,
                 evalset,
                 name=name,
+                source=model,
                 k_values=k_values,
                 batch_size=batch_size,
                 cache_dir=cache_dir,
@@ -105,13 +106,19 @@ def _parse_k(text: str) -> list[int]:
     return ks
 
 
-def _unique_names(models: list[str]) -> list[str]:
-    """The model strings as given, with ``#2``, ``#3`` added to repeats."""
+def _display_names(models: list[str]) -> list[str]:
+    """Short labels: the fewest trailing path parts that tell the models apart
+    (``all-MiniLM-L6-v2``; ``a/model`` and ``b/model``), with ``#2``, ``#3`` on repeats."""
+    parts = [Path(m).parts or (m,) for m in models]
     names: list[str] = []
-    for model in models:
-        name, n = model, 1
-        while name in names:
+    for mine in parts:
+        others = {p for p in parts if p != mine}
+        n = 1
+        while n < len(mine) and any(p[-n:] == mine[-n:] for p in others):
             n += 1
-            name = f"{model}#{n}"
+        name, base, repeat = "/".join(mine[-n:]), "/".join(mine[-n:]), 1
+        while name in names:
+            repeat += 1
+            name = f"{base}#{repeat}"
         names.append(name)
     return names

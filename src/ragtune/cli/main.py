@@ -22,7 +22,18 @@ app = typer.Typer(
 )
 
 # Modules under ragtune.cli that define register(app); the order is the order in --help.
-COMMAND_MODULES: tuple[str, ...] = ("demo", "train", "encode", "info", "data")
+COMMAND_MODULES: tuple[str, ...] = (
+    "demo",
+    "data",
+    "train",
+    "eval",
+    "mine",
+    "index",
+    "search",
+    "serve",
+    "encode",
+    "info",
+)
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"ragtune.cli.{_name}").register(app)

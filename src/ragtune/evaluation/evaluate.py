@@ -73,6 +73,8 @@ class EvalResult:
     """Corpus encoding (or BM25 indexing) throughput; None when embeddings came from the cache."""
     num_queries: int
     num_docs: int
+    source: str = ""
+    """Where the system came from: the model path or id, or the BM25 settings."""
 
     def to_dict(self, *, include_run: bool = False) -> dict[str, Any]:
         data = asdict(self)
@@ -90,12 +92,16 @@ def evaluate_encoder(
     evalset: EvalSet,
     *,
     name: str = "model",
+    source: str = "",
     k_values: Iterable[int] = DEFAULT_K,
     batch_size: int = 32,
     cache_dir: str | Path | None = None,
     show_progress: bool | None = None,
 ) -> EvalResult:
-    """Dense retrieval metrics of ``encoder`` on ``evalset`` (exact search over the corpus)."""
+    """Dense retrieval metrics of ``encoder`` on ``evalset`` (exact search over the corpus).
+
+    ``name`` labels the system in reports; ``source`` records where the model came from.
+    """
     ks = sorted(set(k_values))
     queries, doc_ids = _check(evalset, ks)
     start = time.perf_counter()
@@ -136,7 +142,7 @@ def evaluate_encoder(
         qid: {doc_ids[i]: float(s) for s, i in zip(row_s, row_i, strict=True)}
         for qid, row_s, row_i in zip(queries, scores, indices, strict=True)
     }
-    return _result(name, run, evalset, ks, start, docs_per_second)
+    return _result(name, source, run, evalset, ks, start, docs_per_second)
 
 
 def evaluate_bm25(
@@ -155,7 +161,7 @@ def evaluate_bm25(
     bm25 = BM25Retriever.build(evalset.corpus, k1=k1, b=b, show_progress=show_progress)
     docs_per_second = len(bm25) / max(time.perf_counter() - start, 1e-9)
     run = bm25.search_run(queries, max(RUN_DEPTH, ks[-1]), show_progress=show_progress)
-    return _result(name, run, evalset, ks, start, docs_per_second)
+    return _result(name, f"bm25(k1={k1}, b={b})", run, evalset, ks, start, docs_per_second)
 
 
 def corpus_fingerprint(doc_ids: Sequence[str], texts: Sequence[str]) -> str:
@@ -197,6 +203,7 @@ def _l2_normalize(x: np.ndarray) -> np.ndarray:
 
 def _result(
     name: str,
+    source: str,
     run: Run,
     evalset: EvalSet,
     ks: list[int],
@@ -213,4 +220,5 @@ def _result(
         docs_per_second=docs_per_second,
         num_queries=len(per_query),
         num_docs=len(evalset.corpus),
+        source=source,
     )

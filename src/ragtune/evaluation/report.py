@@ -114,14 +114,16 @@ class Report:
         return {r.system for r in self.results if r.metrics[column] >= top - TIE_TOLERANCE}
 
     def table(self) -> Table:
-        """Rows = systems, columns = metrics; the best value of each column in bold green."""
+        """Rows = systems, columns = metrics; the best value of each column in bold green.
+
+        Timing goes in the caption, so that the table fits an 80-column terminal.
+        """
         title = f"{self.evalset}: {self.num_queries:,} queries, {self.num_docs:,} documents"
-        table = Table(title=title)
+        timing = "; ".join(f"{r.system} {_timing(r)}" for r in self.results)
+        table = Table(title=title, caption=f"time: {timing}", caption_justify="left")
         table.add_column("system", style="bold", overflow="fold")
         for column in self.columns:
-            table.add_column(column, justify="right")
-        table.add_column("docs/s", justify="right", style="dim")
-        table.add_column("time", justify="right", style="dim")
+            table.add_column(column, justify="right", no_wrap=True)
         for r in self.results:
             cells = [
                 f"[bold green]{r.metrics[c]:.4f}[/]"
@@ -129,8 +131,7 @@ class Report:
                 else f"{r.metrics[c]:.4f}"
                 for c in self.columns
             ]
-            rate = "cached" if r.docs_per_second is None else f"{r.docs_per_second:,.0f}"
-            table.add_row(r.system, *cells, rate, f"{r.seconds:.1f}s")
+            table.add_row(r.system, *cells)
         return table
 
     def to_json(self) -> dict[str, Any]:
@@ -160,10 +161,13 @@ class Report:
                 f"**{r.metrics[c]:.4f}**" if r.system in self.best(c) else f"{r.metrics[c]:.4f}"
                 for c in self.columns
             ]
-            rate = "cached" if r.docs_per_second is None else f"{r.docs_per_second:,.0f}"
+            rate = "cached" if r.docs_per_second is None else f"{r.docs_per_second:,.1f}"
             lines.append(
                 f"| {_md(r.system)} | " + " | ".join(cells) + f" | {rate} | {r.seconds:.1f}s |"
             )
+        sources = [f"- {_md(r.system)}: {_md(r.source)}" for r in self.results if r.source]
+        if sources:
+            lines += ["", *sources]
         if self.comparison is None:
             return "\n".join(lines) + "\n"
         c = self.comparison
@@ -248,12 +252,14 @@ class Report:
 
 
 def default_columns(metric_names: Sequence[str]) -> list[str]:
-    """Every metric family at k=10 (at the largest k when 10 is absent), plus Recall@largest k."""
+    """nDCG, MRR, MAP and Recall at k=10 (at the largest k when 10 is absent), plus Recall at
+    the largest k. P@k stays in the JSON: with few relevant documents per query it is small
+    for every system and says little that Recall@k does not."""
     ks = sorted({int(name.split("@")[1]) for name in metric_names if "@" in name})
     if not ks:
         return []
     main = 10 if 10 in ks else ks[-1]
-    columns = [f"{family}@{main}" for family in ("nDCG", "MRR", "Recall", "MAP", "P")]
+    columns = [f"{family}@{main}" for family in ("nDCG", "MRR", "MAP", "Recall")]
     if ks[-1] != main:
         columns.append(f"Recall@{ks[-1]}")
     return [c for c in columns if c in metric_names]
@@ -381,6 +387,12 @@ def _top(
         title = "" if doc is None else (doc.title or doc.text[:80])
         out.append({"id": doc_id, "title": title, "relevant": doc_id in relevant})
     return out
+
+
+def _timing(r: EvalResult) -> str:
+    if r.docs_per_second is None:
+        return f"{r.seconds:.1f}s (corpus embeddings cached)"
+    return f"{r.seconds:.1f}s ({r.docs_per_second:,.1f} docs/s)"
 
 
 def _md(text: str) -> str:

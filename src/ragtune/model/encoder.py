@@ -301,7 +301,8 @@ class Encoder(nn.Module):
 
     def fingerprint(self) -> str:
         """sha256 over the config and every weight: a key for caches of embeddings."""
-        h = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        recipe = {k: v for k, v in self.config.to_dict().items() if k != "base_model"}
+        h = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode())
         for name, tensor in sorted(self.backbone.state_dict().items()):
             h.update(name.encode())
             h.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
