@@ -18,7 +18,7 @@ from typing import Any
 from ragtune.config import load_config
 from ragtune.data.codesearch import CodeSearchConfig, build_codesearch, write_beir
 from ragtune.data.schema import EvalSet
-from ragtune.evaluation.evaluate import evaluate_bm25, evaluate_encoder
+from ragtune.evaluation.evaluate import encode_corpus, evaluate_bm25, evaluate_encoder
 from ragtune.evaluation.report import Report, compare
 from ragtune.index import top_k
 from ragtune.io import atomic_write_json
@@ -83,7 +83,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     base = evaluate_encoder(encoder, data.test, name="base", cache_dir=cache)
     bm25 = evaluate_bm25(data.test, name="BM25")
     # The encoder is trained in place below: keep what the base model says about the questions.
-    base_search = _search_all(encoder, data.test, cfg.questions)
+    base_search = _search_all(encoder, data.test, cfg.questions, cache)
     console.print(
         f"base nDCG@10 {base.metrics['nDCG@10']:.4f}, BM25 nDCG@10 {bm25.metrics['nDCG@10']:.4f}"
     )
@@ -120,7 +120,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     console.print(f"[bold {'green' if improved else 'red'}]{verdict}")
 
     console.rule("[bold]5. questions against the test corpus")
-    tuned_search = _search_all(tuned_encoder, data.test, cfg.questions)
+    tuned_search = _search_all(tuned_encoder, data.test, cfg.questions, cache)
     answers: list[dict[str, Any]] = [
         {"question": q, "base": b, "tuned": t}
         for q, b, t in zip(cfg.questions, base_search, tuned_search)
@@ -156,11 +156,11 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
 
 
 def _search_all(
-    encoder: Encoder, evalset: EvalSet, questions: tuple[str, ...], k: int = 3
+    encoder: Encoder, evalset: EvalSet, questions: tuple[str, ...], cache: Path, k: int = 3
 ) -> list[list[dict[str, Any]]]:
     """Top-k hits for each question over the evaluation corpus, as path:start-end."""
     ids = list(evalset.corpus)
-    docs = encoder.encode_documents([evalset.corpus[i].full_text() for i in ids])  # (N, D)
+    docs, _ = encode_corpus(encoder, evalset, ids, cache_dir=cache)  # (N, D), from the cache
     queries = encoder.encode_queries(list(questions))  # (Q, D)
     scores, idx = top_k(queries, docs, k)  # (Q, k)
     return [

@@ -106,24 +106,14 @@ def evaluate_encoder(
     queries, doc_ids = _check(evalset, ks)
     start = time.perf_counter()
 
-    texts = [evalset.corpus[d].full_text() for d in doc_ids]
-    cache_path = None
-    if cache_dir is not None:
-        key = f"{encoder.fingerprint()[:20]}-{corpus_fingerprint(doc_ids, texts)[:20]}"
-        cache_path = Path(cache_dir) / f"{key}.npy"
-    docs_per_second: float | None = None
-    doc_emb = _load_cached(cache_path, len(doc_ids))
-    if doc_emb is None:
-        t0 = time.perf_counter()
-        doc_emb = np.asarray(
-            encoder.encode_documents(texts, batch_size=batch_size, show_progress=show_progress),
-            dtype=np.float32,
-        )  # (N, D)
-        docs_per_second = len(texts) / max(time.perf_counter() - t0, 1e-9)
-        if cache_path is not None:
-            buffer = io.BytesIO()
-            np.save(buffer, doc_emb)
-            atomic_write_bytes(cache_path, buffer.getvalue())
+    doc_emb, docs_per_second = encode_corpus(
+        encoder,
+        evalset,
+        doc_ids,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
+        show_progress=show_progress,
+    )  # (N, D)
 
     q_emb = np.asarray(
         encoder.encode_queries(
@@ -143,6 +133,42 @@ def evaluate_encoder(
         for qid, row_s, row_i in zip(queries, scores, indices, strict=True)
     }
     return _result(name, source, run, evalset, ks, start, docs_per_second)
+
+
+def encode_corpus(
+    encoder: EncoderLike,
+    evalset: EvalSet,
+    doc_ids: Sequence[str] | None = None,
+    *,
+    batch_size: int = 32,
+    cache_dir: str | Path | None = None,
+    show_progress: bool | None = None,
+) -> tuple[np.ndarray, float | None]:
+    """Document embeddings (N, D) in ``doc_ids`` order (default: corpus order), cached on disk.
+
+    Returns the embeddings and the encoding rate in docs/s (None when they came from the cache),
+    so evaluation, mining and search over the same corpus encode it once per model.
+    """
+    ids = list(evalset.corpus) if doc_ids is None else list(doc_ids)
+    texts = [evalset.corpus[d].full_text() for d in ids]
+    cache_path = None
+    if cache_dir is not None:
+        key = f"{encoder.fingerprint()[:20]}-{corpus_fingerprint(ids, texts)[:20]}"
+        cache_path = Path(cache_dir) / f"{key}.npy"
+    cached = _load_cached(cache_path, len(ids))
+    if cached is not None:
+        return cached, None
+    t0 = time.perf_counter()
+    emb = np.asarray(
+        encoder.encode_documents(texts, batch_size=batch_size, show_progress=show_progress),
+        dtype=np.float32,
+    )  # (N, D)
+    rate = len(texts) / max(time.perf_counter() - t0, 1e-9)
+    if cache_path is not None:
+        buffer = io.BytesIO()
+        np.save(buffer, emb)
+        atomic_write_bytes(cache_path, buffer.getvalue())
+    return emb, rate
 
 
 def evaluate_bm25(

@@ -1,0 +1,205 @@
+"""Encoding speed and fidelity: PyTorch fp32 vs ONNX Runtime fp32 vs ONNX Runtime int8.
+
+On the bundled all-MiniLM-L6-v2 (max length 256), the first N SciFact documents (title + text,
+as evaluation embeds them) are encoded by each system; the table gives documents per second and
+how far each system's vectors are from PyTorch's (max abs diff, min and mean cosine). Systems:
+
+- ``torch fp32``: :class:`ragtune.model.Encoder`, ``precision="fp32"``;
+- ``onnx fp32`` and ``onnx int8``: :func:`ragtune.model.export.export_onnx` then
+  :class:`ragtune.model.onnx.OnnxEncoder` (int8 keeps the FFN down-projections in fp32);
+- ``onnx int8 all``: every MatMul quantised (the plain ``quantize_dynamic`` recipe), to show
+  what keeping the down-projections in fp32 buys and costs.
+
+``--ndcg`` also runs SciFact test nDCG@10 for every system (the whole 5,183-document corpus:
+several minutes per system on 2 cores). Timings on a shared machine are noisy: the load average
+before and after is recorded, and each speed is the best of ``--repeats`` runs.
+
+Run:
+
+    python benchmarks/onnx_speed.py ../shared/data/scifact --n 512 \\
+        --out benchmarks/results/onnx_speed.json
+    python benchmarks/onnx_speed.py ../shared/data/scifact --n 512 --ndcg
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from ragtune.data.beir import load_beir
+from ragtune.evaluation.evaluate import evaluate_encoder
+from ragtune.io import atomic_write_json
+from ragtune.model import Encoder
+from ragtune.model.export import export_onnx
+from ragtune.model.onnx import CONFIG_FILE, ONNX_FILE, OnnxEncoder
+
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def quantize_every_matmul(fp32_folder: Path, target: Path) -> Path:
+    """The plain recipe for comparison: per-channel QInt8 on every MatMul and Gather."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    shutil.copytree(fp32_folder, target)
+    quantize_dynamic(
+        fp32_folder / ONNX_FILE, target / ONNX_FILE, per_channel=True, weight_type=QuantType.QInt8
+    )
+    config = json.loads((target / CONFIG_FILE).read_text())
+    config["quantization"] = "int8"
+    (target / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+    return target
+
+
+def time_encoding(
+    system: Any, texts: list[str], batch_size: int, repeats: int, **kwargs: Any
+) -> tuple[float, np.ndarray]:
+    """(best seconds, embeddings (N, D)) over ``repeats`` runs after one warm-up batch."""
+    system.encode(texts[:batch_size], batch_size=batch_size, show_progress=False, **kwargs)
+    best, emb = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        emb = system.encode(texts, batch_size=batch_size, show_progress=False, **kwargs)
+        best = min(best, time.perf_counter() - start)
+    return best, np.asarray(emb, dtype=np.float32)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data", help="BEIR folder, e.g. ../shared/data/scifact")
+    parser.add_argument("--n", type=int, default=512, help="documents to encode for speed")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=2, help="speed = best of this many runs")
+    parser.add_argument("--ndcg", action="store_true", help="also SciFact test nDCG@10 (slow)")
+    parser.add_argument("--out", default="benchmarks/results/onnx_speed.json")
+    args = parser.parse_args()
+
+    os.environ.setdefault("RAGTUNE_PROGRESS", "0")
+    import torch
+
+    load_before = os.getloadavg()
+    evalset = load_beir(args.data, split="test")
+    texts = [doc.full_text() for doc in list(evalset.corpus.values())[: args.n]]
+    encoder = Encoder.load(MODEL, max_seq_length=args.max_length, device="cpu")
+
+    work = Path(tempfile.mkdtemp(prefix="onnx_speed-"))
+    systems: dict[str, Any] = {"torch fp32": encoder}
+    export_seconds: dict[str, float] = {}
+    try:
+        for quantize in ("none", "int8"):
+            start = time.perf_counter()
+            folder = export_onnx(encoder, work / quantize, quantize=quantize)  # type: ignore[arg-type]
+            export_seconds[quantize] = time.perf_counter() - start
+            name = "onnx fp32" if quantize == "none" else "onnx int8"
+            systems[name] = OnnxEncoder.load(folder)
+        systems["onnx int8 all"] = OnnxEncoder.load(
+            quantize_every_matmul(work / "none", work / "int8-all")
+        )
+
+        rows = []
+        reference = None
+        for name, system in systems.items():
+            kwargs = {"precision": "fp32"} if name == "torch fp32" else {}
+            seconds, emb = time_encoding(system, texts, args.batch_size, args.repeats, **kwargs)
+            if reference is None:
+                reference = emb
+            cos = (emb * reference).sum(1) / (
+                np.linalg.norm(emb, axis=1) * np.linalg.norm(reference, axis=1)
+            )
+            row: dict[str, Any] = {
+                "system": name,
+                "docs_per_s": round(len(texts) / seconds, 2),
+                "seconds": round(seconds, 2),
+                "max_abs_diff": float(np.abs(emb - reference).max()),
+                "min_cosine": round(float(cos.min()), 5),
+                "mean_cosine": round(float(cos.mean()), 5),
+                "model_mb": round(sum(p.stat().st_size for p in system.files) / 2**20, 1)
+                if isinstance(system, OnnxEncoder)
+                else None,
+            }
+            if args.ndcg:
+                result = evaluate_encoder(system, evalset, name=name, show_progress=False)
+                row["ndcg@10"] = round(result.metrics["nDCG@10"], 4)
+                row["corpus_docs_per_s"] = round(result.docs_per_second or 0.0, 2)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    report = {
+        "model": MODEL,
+        "data": Path(args.data).name,
+        "n_docs": len(texts),
+        "max_length": args.max_length,
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
+        "threads": torch.get_num_threads(),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "load_avg_before": [round(x, 2) for x in load_before],
+        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+        "export_seconds": {k: round(v, 1) for k, v in export_seconds.items()},
+        "versions": _versions(),
+        "systems": rows,
+    }
+    table = Table(title=f"{MODEL}: {len(texts)} SciFact documents, max length {args.max_length}")
+    columns = ["system", "docs/s", "max abs diff", "min cos", "mean cos", "MB"]
+    columns += ["nDCG@10"] if args.ndcg else []
+    for column in columns:
+        table.add_column(column, justify="left" if column == "system" else "right")
+    for row in rows:
+        cells = [
+            row["system"],
+            f"{row['docs_per_s']:.1f}",
+            f"{row['max_abs_diff']:.1e}",
+            f"{row['min_cosine']:.4f}",
+            f"{row['mean_cosine']:.4f}",
+            "-" if row["model_mb"] is None else f"{row['model_mb']:.0f}",
+        ]
+        cells += [f"{row['ndcg@10']:.4f}"] if args.ndcg else []
+        table.add_row(*cells)
+    Console().print(table)
+    print(
+        f"{report['cpu_model']}, {report['threads']} threads; load average "
+        f"{report['load_avg_before'][0]} before, {report['load_avg_after'][0]} after "
+        "(shared machine: timings are noisy)"
+    )
+    atomic_write_json(args.out, report)
+    print(f"wrote {args.out}")
+
+
+def _versions() -> dict[str, str]:
+    import onnxruntime
+    import torch
+    import transformers
+
+    return {
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "transformers": transformers.__version__,
+    }
+
+
+if __name__ == "__main__":
+    main()
