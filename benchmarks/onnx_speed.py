@@ -12,13 +12,15 @@ how far each system's vectors are from PyTorch's (max abs diff, min and mean cos
 
 ``--ndcg`` also runs SciFact test nDCG@10 for every system (the whole 5,183-document corpus:
 several minutes per system on 2 cores). Timings on a shared machine are noisy: the load average
-before and after is recorded, and each speed is the best of ``--repeats`` runs.
+before and after is recorded, each speed is the best of ``--repeats`` runs, and the runs are
+interleaved (round r encodes with every system) so that a change of load favours no system.
 
 Run:
 
     python benchmarks/onnx_speed.py ../shared/data/scifact --n 512 \\
         --out benchmarks/results/onnx_speed.json
-    python benchmarks/onnx_speed.py ../shared/data/scifact --n 512 --ndcg
+    python benchmarks/onnx_speed.py ../shared/data/scifact --n 256 --ndcg \\
+        --ndcg-systems "torch fp32,onnx int8,onnx int8 all"
 """
 
 from __future__ import annotations
@@ -71,17 +73,30 @@ def quantize_every_matmul(fp32_folder: Path, target: Path) -> Path:
     return target
 
 
-def time_encoding(
-    system: Any, texts: list[str], batch_size: int, repeats: int, **kwargs: Any
-) -> tuple[float, np.ndarray]:
-    """(best seconds, embeddings (N, D)) over ``repeats`` runs after one warm-up batch."""
-    system.encode(texts[:batch_size], batch_size=batch_size, show_progress=False, **kwargs)
-    best, emb = float("inf"), None
+def time_interleaved(
+    systems: dict[str, Any], texts: list[str], batch_size: int, repeats: int
+) -> dict[str, tuple[float, np.ndarray]]:
+    """{name: (best seconds, embeddings (N, D))}; round r runs every system once.
+
+    Interleaving spreads the shared machine's changing load over all systems instead of
+    favouring whichever runs last.
+    """
+    for name, system in systems.items():  # warm-up: one batch each
+        system.encode(texts[:batch_size], batch_size=batch_size, **_options(name))
+    best: dict[str, tuple[float, np.ndarray]] = {}
     for _ in range(repeats):
-        start = time.perf_counter()
-        emb = system.encode(texts, batch_size=batch_size, show_progress=False, **kwargs)
-        best = min(best, time.perf_counter() - start)
-    return best, np.asarray(emb, dtype=np.float32)
+        for name, system in systems.items():
+            start = time.perf_counter()
+            emb = system.encode(texts, batch_size=batch_size, **_options(name))
+            seconds = time.perf_counter() - start
+            if name not in best or seconds < best[name][0]:
+                best[name] = (seconds, np.asarray(emb, dtype=np.float32))
+    return best
+
+
+def _options(name: str) -> dict[str, Any]:
+    extra = {"precision": "fp32"} if name == "torch fp32" else {}
+    return {"show_progress": False, **extra}
 
 
 def main() -> None:
@@ -90,8 +105,13 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=512, help="documents to encode for speed")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=2, help="speed = best of this many runs")
+    parser.add_argument("--repeats", type=int, default=3, help="speed = best of this many runs")
     parser.add_argument("--ndcg", action="store_true", help="also SciFact test nDCG@10 (slow)")
+    parser.add_argument(
+        "--ndcg-systems",
+        default="torch fp32,onnx fp32,onnx int8,onnx int8 all",
+        help="comma-separated systems to run nDCG for (onnx fp32 equals torch to ~1e-7)",
+    )
     parser.add_argument("--out", default="benchmarks/results/onnx_speed.json")
     args = parser.parse_args()
 
@@ -118,12 +138,10 @@ def main() -> None:
         )
 
         rows = []
-        reference = None
+        timings = time_interleaved(systems, texts, args.batch_size, args.repeats)
+        reference = timings["torch fp32"][1]  # (N, D)
         for name, system in systems.items():
-            kwargs = {"precision": "fp32"} if name == "torch fp32" else {}
-            seconds, emb = time_encoding(system, texts, args.batch_size, args.repeats, **kwargs)
-            if reference is None:
-                reference = emb
+            seconds, emb = timings[name]
             cos = (emb * reference).sum(1) / (
                 np.linalg.norm(emb, axis=1) * np.linalg.norm(reference, axis=1)
             )
@@ -138,7 +156,7 @@ def main() -> None:
                 if isinstance(system, OnnxEncoder)
                 else None,
             }
-            if args.ndcg:
+            if args.ndcg and name in args.ndcg_systems.split(","):
                 result = evaluate_encoder(system, evalset, name=name, show_progress=False)
                 row["ndcg@10"] = round(result.metrics["nDCG@10"], 4)
                 row["corpus_docs_per_s"] = round(result.docs_per_second or 0.0, 2)
@@ -177,7 +195,7 @@ def main() -> None:
             f"{row['mean_cosine']:.4f}",
             "-" if row["model_mb"] is None else f"{row['model_mb']:.0f}",
         ]
-        cells += [f"{row['ndcg@10']:.4f}"] if args.ndcg else []
+        cells += [f"{row['ndcg@10']:.4f}" if "ndcg@10" in row else "-"] if args.ndcg else []
         table.add_row(*cells)
     Console().print(table)
     print(

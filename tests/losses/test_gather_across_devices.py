@@ -40,6 +40,7 @@ def make_loss() -> InfoNCELoss:
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
+    torch.set_num_threads(1)  # two ranks on a 2-core machine
     dist.init_process_group(
         "gloo",
         init_method=f"tcp://127.0.0.1:{port}",
@@ -64,6 +65,9 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
             },
             Path(out_dir) / f"rank{rank}.pt",
         )
+        # Both ranks finish every collective before either closes its sockets: a rank that tears
+        # down while its peer still reads the last message makes the peer's gloo abort.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

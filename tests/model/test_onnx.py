@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from ragtune.errors import RagtuneError
 from ragtune.model.export import export_onnx
-from ragtune.model.onnx import OnnxEncoder, is_onnx_folder
+from ragtune.model.onnx import OnnxEncoder, is_onnx_folder, require_onnx
 from tests.conftest import make_tiny_encoder
 
 TEXTS = [
@@ -252,6 +252,14 @@ def test_loading_a_folder_that_is_not_onnx_explains(tmp_path, tiny_encoder):
     tiny_encoder.save(tmp_path / "torch")
     with pytest.raises(RagtuneError, match="not an ONNX model folder.*ragtune export"):
         OnnxEncoder.load(tmp_path / "torch")
+
+
+def test_a_missing_extra_is_named(monkeypatch):
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(RagtuneError, match=r"onnxruntime is not installed.*ragtune\[onnx\]"):
+        require_onnx("onnxruntime")
 
 
 # ---------------------------------------------------------------------------------- CLI

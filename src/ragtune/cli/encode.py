@@ -45,7 +45,10 @@ def encode(
         raise RagtuneError(f"unknown --kind {kind!r}; choose query, document or none")
     texts = read_texts(source, field=field)
     encoder = Encoder.load(model, layer=layer)
-    options: dict[str, Any] = {"batch_size": batch_size, "normalize": False if no_normalize else None}
+    options: dict[str, Any] = {
+        "batch_size": batch_size,
+        "normalize": False if no_normalize else None,
+    }
     kind_literal: Literal["query", "document", "none"] = kind  # type: ignore[assignment]
     if kind_literal == "query":
         vectors = encoder.encode_queries(texts, **options)

@@ -51,11 +51,15 @@ def export(
     check = parity(encoder, OnnxEncoder.load(folder))
     files = exported_files(folder)
     if as_json:
-        print_json({
-            "folder": str(folder), "format": fmt, "quantization": quantize,
-            "files": [{"name": name, "bytes": size} for name, size in files],
-            "parity": {**check, "texts": len(SAMPLE_TEXTS)},
-        })
+        print_json(
+            {
+                "folder": str(folder),
+                "format": fmt,
+                "quantization": quantize,
+                "files": [{"name": name, "bytes": size} for name, size in files],
+                "parity": {**check, "texts": len(SAMPLE_TEXTS)},
+            }
+        )
         return
     table = Table(title=f"{folder} ({fmt}, {'fp32' if quantize == 'none' else quantize})")
     table.add_column("file")
@@ -63,10 +67,15 @@ def export(
     for name, size in files:
         table.add_row(name, _human(size))
     out.print(table)
-    out.print(key_value_table(f"vs PyTorch on {len(SAMPLE_TEXTS)} sample sentences", {
-        "max abs diff": f"{check['max_abs_diff']:.2e}",
-        "min cosine": f"{check['min_cosine']:.5f}",
-    }))
+    out.print(
+        key_value_table(
+            f"vs PyTorch on {len(SAMPLE_TEXTS)} sample sentences",
+            {
+                "max abs diff": f"{check['max_abs_diff']:.2e}",
+                "min cosine": f"{check['min_cosine']:.5f}",
+            },
+        )
+    )
 
 
 def _human(size: int) -> str:

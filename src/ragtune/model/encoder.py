@@ -263,6 +263,25 @@ class Encoder(nn.Module):
         kwargs.setdefault("description", "encoding documents")
         return self.encode(texts, prompt=self.config.document_prompt or None, **kwargs)
 
+    def set_attention_dropout(self, p: float) -> None:
+        """Set the attention-probability dropout (hidden dropout is left alone).
+
+        With p > 0 PyTorch's fused attention is unavailable on CPU and training falls back to the
+        slower, memory-hungry math path; p = 0 keeps the fused kernels.
+        """
+        cfg = self.backbone.config
+        for attr in ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop"):
+            if hasattr(cfg, attr):
+                setattr(cfg, attr, p)
+        for module in self.backbone.modules():
+            if isinstance(getattr(module, "dropout_prob", None), float):
+                module.dropout_prob = p
+            name = type(module).__name__.lower()
+            if "selfattention" in name or name.endswith("attention"):
+                for child_name, child in module.named_children():
+                    if isinstance(child, nn.Dropout) and "dropout" in child_name:
+                        child.p = p
+
     # ------------------------------------------------------------------ layers
     def truncate(self, k: int) -> Encoder:
         """A copy that keeps the embeddings and layers 1..k and pools from layer k.

@@ -65,6 +65,7 @@ from ragtune.model.onnx import (
     TOKENS_OUTPUT,
     OnnxEncoder,
     Quantization,
+    require_onnx,
 )
 from ragtune.model.pooling import pool
 
@@ -119,6 +120,9 @@ def export_onnx(
     if quantize not in QUANTIZATIONS:
         valid = ", ".join(QUANTIZATIONS)
         raise RagtuneError(f"unknown quantize {quantize!r}; choose one of {valid}")
+    require_onnx("onnx", "onnxruntime")
+    import onnx
+
     model = _export_ready(encoder)
     cfg = replace(model.config, layer=None)
     example = _example_batch(model)
@@ -143,12 +147,9 @@ def export_onnx(
             for name in files:
                 os.replace(staging / name, tmp / name)
         shutil.rmtree(staging)
-        import onnx
-
         onnx.checker.check_model(str(tmp / ONNX_FILE))
         model.tokenizer.save_pretrained(tmp)
         meta = {
-            "file": ONNX_FILE,
             "files": files,
             "opset": _opset_of(tmp / ONNX_FILE),
             "exporter": exporter,

@@ -9,7 +9,8 @@ A folder written by :func:`ragtune.model.export.export_onnx` describes itself:
   this same file name holds the quantised graph: one folder is one model.
 - the tokenizer files;
 - ``ragtune.json``: the :class:`EncoderConfig` plus ``format: "onnx"``, ``quantization``
-  (``"none"`` or ``"int8"``) and an ``onnx`` section (file, opset, exporter, inputs, outputs, dim).
+  (``"none"`` or ``"int8"``) and an ``onnx`` section (files, opset, exporter, inputs,
+  outputs, dim, layers).
 
 Pooling, normalisation and layer are baked into the graph; the prompts and the maximum length are
 applied here, before tokens reach the graph, so they can still be changed at load time.
@@ -23,18 +24,22 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
 from ragtune.errors import RagtuneError
 from ragtune.model.spec import EncoderConfig
 from ragtune.progress import make_progress, progress_enabled
+
+if TYPE_CHECKING:
+    import torch
 
 ONNX_FILE = "model.onnx"
 CONFIG_FILE = "ragtune.json"
@@ -44,6 +49,16 @@ TOKENS_OUTPUT = "token_embeddings"
 Quantization = Literal["none", "int8"]
 QUANTIZATIONS: tuple[str, ...] = get_args(Quantization)
 _ORT_INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+
+
+def require_onnx(*modules: str) -> None:
+    """Raise a RagtuneError naming the ``onnx`` extra when one of ``modules`` is missing."""
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise RagtuneError(
+            f"{', '.join(missing)} is not installed; ONNX export and inference need the onnx "
+            "extra: pip install 'ragtune[onnx]'"
+        )
 
 
 def is_onnx_folder(path: str | os.PathLike[str]) -> bool:
@@ -99,6 +114,8 @@ class OnnxEncoder:
         self._outputs = [o.name for o in session.get_outputs()]
         if SENTENCE_OUTPUT not in self._outputs:
             raise RagtuneError(f"the ONNX graph has no {SENTENCE_OUTPUT!r} output: {self._outputs}")
+        sentence = session.get_outputs()[self._outputs.index(SENTENCE_OUTPUT)]
+        self._dim = int(meta.get("dim") or sentence.shape[-1])
         self._fingerprint: str | None = None
 
     @classmethod
@@ -112,7 +129,7 @@ class OnnxEncoder:
         max_seq_length: int | None = None,
         query_prompt: str | None = None,
         document_prompt: str | None = None,
-        device: str | None = None,
+        device: str | torch.device | None = None,
         trust_remote_code: bool = False,
         revision: str | None = None,
     ) -> OnnxEncoder:
@@ -122,6 +139,7 @@ class OnnxEncoder:
         part of the graph: asking for other values raises (export again instead). ``device``
         is ``"cpu"`` (default) or ``"cuda"`` (needs onnxruntime-gpu).
         """
+        require_onnx("onnxruntime")
         import onnxruntime as ort
         from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -149,8 +167,9 @@ class OnnxEncoder:
         missing = [str(p.name) for p in files if not p.is_file()]
         if missing:
             raise RagtuneError(f"{root}: ONNX model files missing: {', '.join(missing)}")
+        providers = _providers(None if device is None else str(device))
         session = ort.InferenceSession(
-            str(files[0]), sess_options=session_options(), providers=_providers(device)
+            str(files[0]), sess_options=session_options(), providers=providers
         )
         tokenizer = AutoTokenizer.from_pretrained(root, trust_remote_code=trust_remote_code)
         if tokenizer.pad_token is None and tokenizer.eos_token is not None:
@@ -160,11 +179,7 @@ class OnnxEncoder:
     # ------------------------------------------------------------------ properties
     @property
     def dim(self) -> int:
-        return (
-            int(self.meta["dim"])
-            if "dim" in self.meta
-            else int(self.session.get_outputs()[self._outputs.index(SENTENCE_OUTPUT)].shape[-1])
-        )
+        return self._dim
 
     @property
     def has_token_output(self) -> bool:

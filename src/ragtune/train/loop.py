@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +18,8 @@ from typing import Any
 
 import torch
 
-from ragtune.config import to_dict
 from ragtune.data.schema import EvalSet, Example, LabelledPair
 from ragtune.errors import RagtuneError
-from ragtune.io import atomic_write_json, atomic_write_text
 from ragtune.losses import GradCache, build_from_config, wrap_grad_cache
 from ragtune.model.encoder import Encoder, cpu_supports_bf16
 from ragtune.progress import console, make_progress, progress_enabled
@@ -35,8 +32,9 @@ from ragtune.train.checkpoint import (
     save_checkpoint,
 )
 from ragtune.train.config import TrainConfig
-from ragtune.train.data import data_fingerprint, load_run_data
+from ragtune.train.data import load_run_data
 from ragtune.train.logs import RunLogger
+from ragtune.train.publish import publish, write_run_files
 from ragtune.train.schedule import build_optimizer, build_scheduler
 
 
@@ -93,7 +91,7 @@ def train(
             device=dist_utils.device_for(rank),
         )
     if cfg.attention_dropout is not None:
-        _set_attention_dropout(encoder, cfg.attention_dropout)
+        encoder.set_attention_dropout(cfg.attention_dropout)
     if cfg.gradient_checkpointing:
         encoder.backbone.gradient_checkpointing_enable()
     device = encoder.device
@@ -149,7 +147,7 @@ def train(
             console.print(f"resumed from {latest.name} (step {state.step}, epoch {state.epoch})")
     logger = RunLogger(run_dir, enabled=is_main, tensorboard=cfg.tensorboard)
     if is_main and state.step == 0:
-        _write_run_files(run_dir, cfg, examples, encoder, data)
+        write_run_files(run_dir, cfg, examples, encoder, data)
 
     def evaluate(step: int) -> float | None:
         score = _evaluate(encoder, dev, cfg, is_main)
@@ -269,7 +267,7 @@ def train(
         history=list(state.history),
     )
     if is_main:
-        _publish(encoder, run_dir, out, result)
+        publish(encoder, run_dir, out, result)
         logger.finish(result)
     dist_utils.teardown()
     return result
@@ -355,22 +353,6 @@ def _early_stop(cfg: TrainConfig, state: TrainerState) -> bool:
     )
 
 
-def _set_attention_dropout(encoder: Encoder, p: float) -> None:
-    """Attention-probability dropout > 0 forces PyTorch's slow math attention path on CPU."""
-    cfg = encoder.backbone.config
-    for attr in ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop"):
-        if hasattr(cfg, attr):
-            setattr(cfg, attr, p)
-    for module in encoder.backbone.modules():
-        if hasattr(module, "dropout_prob") and isinstance(module.dropout_prob, float):
-            module.dropout_prob = p
-        name = type(module).__name__.lower()
-        if "selfattention" in name or name.endswith("attention"):
-            for child_name, child in module.named_children():
-                if isinstance(child, torch.nn.Dropout) and "dropout" in child_name:
-                    child.p = p
-
-
 def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "fp32":
         return None
@@ -384,52 +366,3 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return None
-
-
-def _write_run_files(
-    run_dir: Path, cfg: TrainConfig, examples: Any, encoder: Encoder, data: Any
-) -> None:
-    import yaml
-
-    resolved = to_dict(cfg)
-    resolved["resolved_encoder"] = encoder.config.to_dict()
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
-    atomic_write_json(
-        run_dir / "data.json",
-        {
-            "fingerprint": data_fingerprint(examples),
-            "examples": len(examples),
-            "distinct_texts": data.num_texts,
-            "negatives_per_example": data.num_negatives,
-            "labelled": data.labelled,
-        },
-    )
-
-
-def _publish(encoder: Encoder, run_dir: Path, out: Path, result: TrainResult) -> None:
-    """Write the best model into ``out`` (model files land first, modules.json last)."""
-    best = run_dir / "best"
-    staging = out / ".publish-tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    if best.is_dir():
-        shutil.copytree(best, staging)
-        if not result.improved:
-            console.print(
-                "[bold red]training did not beat the base model on the dev set: "
-                "the published model is the base model, unchanged"
-            )
-    else:
-        encoder.save(staging)
-    modules = out / "modules.json"
-    modules.unlink(missing_ok=True)  # the folder stops loading as a model until we are done
-    for item in sorted(staging.iterdir(), key=lambda p: p.name == "modules.json"):
-        target = out / item.name
-        if target.is_dir():
-            shutil.rmtree(target)
-        item.replace(target)
-    staging.rmdir()
-    from ragtune.train.card import write_model_card
-
-    write_model_card(out, result)
-    summary = {k: v for k, v in result.__dict__.items() if k != "output"}
-    atomic_write_json(run_dir / "summary.json", {"output": str(out), **summary})
