@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -98,6 +98,23 @@ class Encoder(nn.Module):
         """
         from transformers import AutoConfig, AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
+
+        from ragtune.model.onnx import OnnxEncoder, is_onnx_folder
+
+        if is_onnx_folder(name_or_path):
+            # An exported folder runs through onnxruntime with the same inference interface
+            # (encode, encode_queries, encode_documents, config, fingerprint); it cannot train.
+            onnx = OnnxEncoder.load(
+                name_or_path,
+                pooling=pooling,
+                normalize=normalize,
+                layer=layer,
+                max_seq_length=max_seq_length,
+                query_prompt=query_prompt,
+                document_prompt=document_prompt,
+                device=device,
+            )
+            return cast(Encoder, onnx)
 
         hf_logging.disable_progress_bar()  # ragtune draws its own bars; keep stderr readable
         hf_logging.set_verbosity_error()

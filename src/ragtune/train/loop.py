@@ -90,6 +90,8 @@ def train(
             document_prompt=cfg.document_prompt,
             device=dist_utils.device_for(rank),
         )
+    if not isinstance(encoder, Encoder):
+        raise RagtuneError(f"{cfg.model} is an ONNX export: train the PyTorch model instead")
     if cfg.attention_dropout is not None:
         encoder.set_attention_dropout(cfg.attention_dropout)
     if cfg.gradient_checkpointing:
