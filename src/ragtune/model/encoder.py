@@ -299,6 +299,29 @@ class Encoder(nn.Module):
                     if isinstance(child, nn.Dropout) and "dropout" in child_name:
                         child.p = p
 
+    def set_hidden_dropout(self, p: float) -> None:
+        """Set every dropout outside the attention probabilities (embeddings, residual outputs)."""
+        cfg = self.backbone.config
+        for attr in (
+            "hidden_dropout_prob",
+            "hidden_dropout",
+            "dropout",
+            "resid_pdrop",
+            "embd_pdrop",
+        ):
+            if isinstance(getattr(cfg, attr, None), float):
+                setattr(cfg, attr, p)
+        attention_cores = [
+            m
+            for m in self.backbone.modules()
+            if "selfattention" in type(m).__name__.lower()
+            or type(m).__name__.lower().endswith("attention")
+        ]
+        inside = {id(c) for core in attention_cores for c in core.children()}
+        for module in self.backbone.modules():
+            if isinstance(module, nn.Dropout) and id(module) not in inside:
+                module.p = p
+
     # ------------------------------------------------------------------ layers
     def truncate(self, k: int) -> Encoder:
         """A copy that keeps the embeddings and layers 1..k and pools from layer k.

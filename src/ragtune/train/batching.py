@@ -136,14 +136,17 @@ def epoch_batches(
     seed: int,
     epoch: int,
     group_by_length: bool = False,
-    drop_last: bool = True,
+    min_fill: float = 0.5,
 ) -> list[list[int]]:
     """Row indices for every batch of one epoch; the same (seed, epoch) gives the same batches.
 
     Rows are shuffled, then placed greedily: a row whose query or positive text is already in the
     open batch waits for the next one (labelled pairs only avoid repeating a pair). With
     ``group_by_length`` rows are sorted by length inside windows of 50 batches, then the batches
-    are shuffled, which cuts padding without making batches predictable.
+    are shuffled, which cuts padding without making batches predictable. A batch that cannot be
+    filled without repeating a text is kept when it is at least ``min_fill`` full (several
+    processes need ``min_fill=1``: every rank takes an equal slice); the rest wait for the
+    next epoch's shuffle.
     """
     rng = random.Random(seed * 100_003 + epoch)
     order = list(range(len(data.rows)))
@@ -174,8 +177,8 @@ def epoch_batches(
                 seen |= keys  # type: ignore[arg-type]
             else:
                 deferred.append(i)
-        if len(batch) < batch_size and drop_last and batches:
-            break  # a short last batch has too few in-batch negatives to be worth a step
+        if len(batch) < batch_size and batches and len(batch) < min_fill * batch_size:
+            break  # too few in-batch negatives to be worth a step (min_fill=1: full batches only)
         batches.append(batch)
         pending = deferred
     if group_by_length:

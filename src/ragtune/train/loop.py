@@ -94,6 +94,8 @@ def train(
         raise RagtuneError(f"{cfg.model} is an ONNX export: train the PyTorch model instead")
     if cfg.attention_dropout is not None:
         encoder.set_attention_dropout(cfg.attention_dropout)
+    if cfg.hidden_dropout is not None:
+        encoder.set_hidden_dropout(cfg.hidden_dropout)
     if cfg.gradient_checkpointing:
         encoder.backbone.gradient_checkpointing_enable()
     device = encoder.device
@@ -126,8 +128,9 @@ def train(
         # static_graph: each step runs the encoder once per text column before one backward.
         model = torch.nn.parallel.DistributedDataParallel(encoder, static_graph=True)
     global_batch = cfg.batch_size * world
+    min_fill = 1.0 if world > 1 else 0.5  # every rank needs an equal, full slice
     batches_per_epoch = [
-        len(epoch_batches(data, global_batch, cfg.seed, e, cfg.group_by_length))
+        len(epoch_batches(data, global_batch, cfg.seed, e, cfg.group_by_length, min_fill))
         for e in range(cfg.epochs)
     ]
     total_steps = sum(math.ceil(n / cfg.grad_accumulation) for n in batches_per_epoch)
@@ -184,7 +187,9 @@ def train(
             completed=state.step * global_batch * cfg.grad_accumulation,
         )
         while not stop and state.epoch < cfg.epochs:
-            batches = epoch_batches(data, global_batch, cfg.seed, state.epoch, cfg.group_by_length)
+            batches = epoch_batches(
+                data, global_batch, cfg.seed, state.epoch, cfg.group_by_length, min_fill
+            )
             while state.batch_in_epoch < len(batches) and not stop:
                 group = batches[state.batch_in_epoch : state.batch_in_epoch + cfg.grad_accumulation]
                 loss_value = 0.0
