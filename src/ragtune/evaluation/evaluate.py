@@ -22,8 +22,6 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
-import io
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -37,7 +35,11 @@ from ragtune.errors import RagtuneError
 from ragtune.evaluation.bm25 import BM25Retriever
 from ragtune.evaluation.metrics import DEFAULT_K, Run, compute_per_query, mean_metrics
 from ragtune.index import top_k
-from ragtune.io import atomic_write_bytes
+from ragtune.model.corpus import (  # noqa: F401 - corpus_fingerprint is re-exported
+    corpus_fingerprint,
+    encode_documents_cached,
+    l2_normalize,
+)
 
 RUN_DEPTH = 100
 """Documents kept per query in :attr:`EvalResult.run` (more if a k value asks for more)."""
@@ -123,7 +125,7 @@ def evaluate_encoder(
     )  # (Q, D)
     similarity = getattr(encoder.config, "similarity", "cosine")
     if similarity == "cosine":
-        q_emb, doc_emb = _l2_normalize(q_emb), _l2_normalize(doc_emb)
+        q_emb, doc_emb = l2_normalize(q_emb), l2_normalize(doc_emb)
     elif similarity != "dot":
         raise RagtuneError(f"unknown similarity {similarity!r}; valid: cosine, dot")
 
@@ -151,24 +153,14 @@ def encode_corpus(
     """
     ids = list(evalset.corpus) if doc_ids is None else list(doc_ids)
     texts = [evalset.corpus[d].full_text() for d in ids]
-    cache_path = None
-    if cache_dir is not None:
-        key = f"{encoder.fingerprint()[:20]}-{corpus_fingerprint(ids, texts)[:20]}"
-        cache_path = Path(cache_dir) / f"{key}.npy"
-    cached = _load_cached(cache_path, len(ids))
-    if cached is not None:
-        return cached, None
-    t0 = time.perf_counter()
-    emb = np.asarray(
-        encoder.encode_documents(texts, batch_size=batch_size, show_progress=show_progress),
-        dtype=np.float32,
-    )  # (N, D)
-    rate = len(texts) / max(time.perf_counter() - t0, 1e-9)
-    if cache_path is not None:
-        buffer = io.BytesIO()
-        np.save(buffer, emb)
-        atomic_write_bytes(cache_path, buffer.getvalue())
-    return emb, rate
+    return encode_documents_cached(
+        encoder,
+        ids,
+        texts,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
+        show_progress=show_progress,
+    )
 
 
 def evaluate_bm25(
@@ -190,17 +182,6 @@ def evaluate_bm25(
     return _result(name, f"bm25(k1={k1}, b={b})", run, evalset, ks, start, docs_per_second)
 
 
-def corpus_fingerprint(doc_ids: Sequence[str], texts: Sequence[str]) -> str:
-    """sha256 over ids and texts in order, length-prefixed so that no two corpora collide."""
-    h = hashlib.sha256()
-    for doc_id, text in zip(doc_ids, texts, strict=True):
-        for part in (doc_id, text):
-            data = part.encode("utf-8")
-            h.update(len(data).to_bytes(8, "little"))
-            h.update(data)
-    return h.hexdigest()
-
-
 def _check(evalset: EvalSet, ks: list[int]) -> tuple[dict[str, str], list[str]]:
     if not ks or ks[0] < 1:
         raise RagtuneError(f"k values must be positive integers, got {ks}")
@@ -209,22 +190,6 @@ def _check(evalset: EvalSet, ks: list[int]) -> tuple[dict[str, str], list[str]]:
     if not evalset.corpus:
         raise RagtuneError(f"{evalset.name}: the corpus is empty")
     return evalset.queries, list(evalset.corpus)
-
-
-def _load_cached(path: Path | None, n_docs: int) -> np.ndarray | None:
-    """Cached embeddings, or None when absent or unreadable (then they are encoded again)."""
-    if path is None or not path.is_file():
-        return None
-    try:
-        emb = np.load(path)
-    except (OSError, ValueError):
-        return None
-    return emb if emb.ndim == 2 and emb.shape[0] == n_docs else None
-
-
-def _l2_normalize(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)  # (N, 1)
-    return x / np.maximum(norms, 1e-12)
 
 
 def _result(

@@ -23,8 +23,6 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,8 +30,12 @@ import numpy as np
 
 from ragtune.errors import RagtuneError
 from ragtune.index import DenseIndex, choose_kind, select_top_k, top_k
-from ragtune.io import atomic_write_bytes
 from ragtune.model import Encoder
+from ragtune.model.corpus import (  # noqa: F401 - re-exported for mining
+    corpus_fingerprint,
+    encode_documents_cached,
+    l2_normalize,
+)
 from ragtune.progress import make_progress, progress_enabled
 
 _SCORE_BLOCK = 1 << 24  # BM25 scores held at once (64 MB of float32)
@@ -114,43 +116,13 @@ def corpus_embeddings(
     cache_dir: str | Path | None = None,
     show_progress: bool | None = None,
 ) -> tuple[np.ndarray, bool]:
-    """``(embeddings (N, D) float32, read_from_cache)`` as ``encode_documents`` returns them."""
-    path = None
-    if cache_dir is not None:
-        key = f"{encoder.fingerprint()[:20]}-{corpus_fingerprint(doc_ids, doc_texts)[:20]}"
-        path = Path(cache_dir) / f"{key}.npy"
-        if path.is_file():
-            try:
-                emb = np.load(path)
-            except (OSError, ValueError):
-                emb = None  # unreadable: encode again and overwrite
-            if emb is not None and emb.ndim == 2 and emb.shape[0] == len(doc_ids):
-                return emb.astype(np.float32, copy=False), True
-    emb = np.asarray(
-        encoder.encode_documents(
-            list(doc_texts), batch_size=batch_size, show_progress=show_progress
-        ),
-        dtype=np.float32,
-    )  # (N, D)
-    if path is not None:
-        buffer = io.BytesIO()
-        np.save(buffer, emb)
-        atomic_write_bytes(path, buffer.getvalue())
-    return emb, False
-
-
-def corpus_fingerprint(doc_ids: Sequence[str], texts: Sequence[str]) -> str:
-    """sha256 over ids and texts in order, each length-prefixed (evaluation's cache key)."""
-    h = hashlib.sha256()
-    for doc_id, text in zip(doc_ids, texts, strict=True):
-        for part in (doc_id, text):
-            data = part.encode("utf-8")
-            h.update(len(data).to_bytes(8, "little"))
-            h.update(data)
-    return h.hexdigest()
-
-
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero), so inner products are cosines."""
-    norms = np.linalg.norm(x, axis=1, keepdims=True)  # (N, 1)
-    return x / np.maximum(norms, 1e-12)
+    """``(embeddings (N, D) float32, read_from_cache)``, sharing evaluation's cache files."""
+    emb, rate = encode_documents_cached(
+        encoder,
+        doc_ids,
+        doc_texts,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
+        show_progress=show_progress,
+    )
+    return emb, rate is None
