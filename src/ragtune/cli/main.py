@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "index",
     "search",
     "serve",
+    "export",
     "encode",
     "info",
 )
