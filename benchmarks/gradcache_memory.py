@@ -33,6 +33,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
 DEFAULT_CONFIGS = ("uncached:32", "cached:1024:32")
 # Words for generated texts: biomedical-sounding, like the SciFact abstracts the real run uses.
 VOCABULARY = (
@@ -41,16 +44,6 @@ VOCABULARY = (
     "brain signal pathway receptor activity association cohort trial outcome dose mutation "
     "infection immune factor growth development function structure evidence results"
 )
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def status_kb(field: str) -> int | None:
@@ -236,7 +229,7 @@ def main() -> None:
         "step": "encode + loss + backward + AdamW step, dropout on, one step (no warm-up)",
         "data": Path(args.data).name if args.data else "synthetic",
         "max_length": args.max_length,
-        "cpu_model": cpu_model(),
+        "cpu_model": common.cpu_info()["model"],
         "torch": torch.__version__,
         "threads": args.threads or torch.get_num_threads(),
         "python": platform.python_version(),

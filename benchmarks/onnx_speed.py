@@ -28,8 +28,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -46,17 +46,10 @@ from ragtune.model import Encoder
 from ragtune.model.export import export_onnx
 from ragtune.model.onnx import CONFIG_FILE, ONNX_FILE, OnnxEncoder
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def quantize_every_matmul(fp32_folder: Path, target: Path) -> Path:
@@ -173,7 +166,7 @@ def main() -> None:
         "batch_size": args.batch_size,
         "repeats": args.repeats,
         "threads": torch.get_num_threads(),
-        "cpu_model": cpu_model(),
+        "cpu_model": common.cpu_info()["model"],
         "cpu_count": os.cpu_count(),
         "load_avg_before": [round(x, 2) for x in load_before],
         "load_avg_after": [round(x, 2) for x in os.getloadavg()],

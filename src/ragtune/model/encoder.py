@@ -23,6 +23,7 @@ from torch import nn
 
 from ragtune.errors import RagtuneError
 from ragtune.io import atomic_dir
+from ragtune.model.batches import length_sorted_batches
 from ragtune.model.pooling import pool
 from ragtune.model.resolve import resolve_model_path
 from ragtune.model.saving import read_folder_config, write_folder_config
@@ -222,14 +223,9 @@ class Encoder(nn.Module):
         n = len(texts)
         if n == 0:
             return np.zeros((0, self.dim), dtype=np.float32) if output == "sentence" else []
-        ids = self.tokenizer(
-            texts,
-            truncation=True,
-            max_length=self.config.max_seq_length,
-            add_special_tokens=True,
-            return_attention_mask=False,
-        )["input_ids"]
-        order = sorted(range(n), key=lambda i: -len(ids[i]))
+        ids, batches = length_sorted_batches(
+            self.tokenizer, texts, self.config.max_seq_length, batch_size
+        )
         norm = self.config.normalize if normalize is None else normalize
         device = self.device
         autocast = _autocast_dtype(device, precision)
@@ -240,8 +236,7 @@ class Encoder(nn.Module):
         try:
             with make_progress("texts", enabled=show) as bar, torch.inference_mode():
                 task = bar.add_task(description, total=n)
-                for start in range(0, n, batch_size):
-                    idx = order[start : start + batch_size]
+                for idx in batches:
                     batch = self.tokenizer.pad(
                         {"input_ids": [ids[i] for i in idx]},
                         padding=True,

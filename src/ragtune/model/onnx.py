@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 
 from ragtune.errors import RagtuneError
+from ragtune.model.batches import length_sorted_batches
 from ragtune.model.spec import EncoderConfig
 from ragtune.progress import make_progress, progress_enabled
 
@@ -231,21 +232,15 @@ class OnnxEncoder:
         n = len(texts)
         if n == 0:
             return np.zeros((0, self.dim), dtype=np.float32) if output == "sentence" else []
-        ids = self.tokenizer(
-            texts,
-            truncation=True,
-            max_length=self.config.max_seq_length,
-            add_special_tokens=True,
-            return_attention_mask=False,
-        )["input_ids"]
-        order = sorted(range(n), key=lambda i: -len(ids[i]))  # longest first, like Encoder
+        ids, batches = length_sorted_batches(
+            self.tokenizer, texts, self.config.max_seq_length, batch_size
+        )
         wanted = [SENTENCE_OUTPUT if output == "sentence" else TOKENS_OUTPUT]
         results: list[Any] = [None] * n
         show = progress_enabled(show_progress, default=n >= 8 * batch_size)
         with make_progress("texts", enabled=show) as bar:
             task = bar.add_task(description, total=n)
-            for start in range(0, n, batch_size):
-                idx = order[start : start + batch_size]
+            for idx in batches:
                 batch = self.tokenizer.pad(
                     {"input_ids": [ids[i] for i in idx]},
                     padding=True,

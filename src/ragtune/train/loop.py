@@ -129,10 +129,13 @@ def train(
         model = torch.nn.parallel.DistributedDataParallel(encoder, static_graph=True)
     global_batch = cfg.batch_size * world
     min_fill = 1.0 if world > 1 else 0.5  # every rank needs an equal, full slice
-    batches_per_epoch = [
-        len(epoch_batches(data, global_batch, cfg.seed, e, cfg.group_by_length, min_fill))
+    # Every epoch's batches are fixed by (seed, epoch): built once, used for the step count,
+    # the loop and resuming at the saved position.
+    schedule_of_batches = [
+        epoch_batches(data, global_batch, cfg.seed, e, cfg.group_by_length, min_fill)
         for e in range(cfg.epochs)
     ]
+    batches_per_epoch = [len(b) for b in schedule_of_batches]
     total_steps = sum(math.ceil(n / cfg.grad_accumulation) for n in batches_per_epoch)
     if cfg.max_steps:
         total_steps = min(total_steps, cfg.max_steps)
@@ -187,9 +190,7 @@ def train(
             completed=state.step * global_batch * cfg.grad_accumulation,
         )
         while not stop and state.epoch < cfg.epochs:
-            batches = epoch_batches(
-                data, global_batch, cfg.seed, state.epoch, cfg.group_by_length, min_fill
-            )
+            batches = schedule_of_batches[state.epoch]
             while state.batch_in_epoch < len(batches) and not stop:
                 group = batches[state.batch_in_epoch : state.batch_in_epoch + cfg.grad_accumulation]
                 loss_value = 0.0
