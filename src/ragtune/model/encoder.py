@@ -23,6 +23,7 @@ from torch import nn
 
 from ragtune.errors import RagtuneError
 from ragtune.io import atomic_dir
+from ragtune.model.attention import use_fp32_cpu_attention
 from ragtune.model.batches import length_sorted_batches
 from ragtune.model.pooling import pool
 from ragtune.model.resolve import resolve_model_path
@@ -70,6 +71,8 @@ class Encoder(nn.Module):
             backbone.pooler = None
         if tokenizer.pad_token is None and tokenizer.eos_token is not None:
             tokenizer.pad_token = tokenizer.eos_token  # decoder models ship without one
+        # Same as sdpa, except that attention stays fp32 under CPU bf16 autocast (faster there).
+        use_fp32_cpu_attention(backbone)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -192,7 +195,8 @@ class Encoder(nn.Module):
     def forward(self, features: Features) -> torch.Tensor:
         """Pooled embeddings (B, D), normalised if the config says so; keeps the graph."""
         tokens, mask = self.token_embeddings(features)  # (B, T, D), (B, T)
-        emb = pool(tokens, mask, self.config.pooling)  # (B, D)
+        # Pool in fp32 even under bf16 autocast: a mean over 256 bf16 tokens loses digits.
+        emb = pool(tokens.float(), mask, self.config.pooling)  # (B, D)
         return F.normalize(emb, p=2, dim=-1) if self.config.normalize else emb
 
     # ------------------------------------------------------------------ inference
@@ -246,7 +250,7 @@ class Encoder(nn.Module):
                     with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
                         tokens, mask = self.token_embeddings(batch)
                         if output == "sentence":
-                            emb = pool(tokens, mask, self.config.pooling).float()
+                            emb = pool(tokens.float(), mask, self.config.pooling)
                     if output == "sentence":
                         if norm:
                             emb = F.normalize(emb, p=2, dim=-1)

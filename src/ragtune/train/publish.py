@@ -15,12 +15,18 @@ from ragtune.train.data import data_fingerprint
 
 
 def write_run_files(
-    run_dir: Path, cfg: TrainConfig, examples: Any, encoder: Encoder, data: Any
+    run_dir: Path,
+    cfg: TrainConfig,
+    examples: Any,
+    encoder: Encoder,
+    data: Any,
+    precision: str = "fp32",
 ) -> None:
     import yaml
 
     resolved = to_dict(cfg)
     resolved["resolved_encoder"] = encoder.config.to_dict()
+    resolved["resolved_precision"] = precision  # what "auto" became on this machine
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
     atomic_write_json(
         run_dir / "data.json",
