@@ -68,15 +68,17 @@ def cpu_info() -> dict[str, Any]:
     }
 
 
-def gemm_peak_gflops(n: int = 2048, repeats: int = 3, trials: int = 5) -> dict[str, Any]:
-    """Best-of-``trials`` fp32 GFLOP/s of ``repeats`` back-to-back (n x n) @ (n x n) matmuls.
+def gemm_peak_gflops(
+    n: int = 2048, repeats: int = 3, trials: int = 5, dtype: torch.dtype = torch.float32
+) -> dict[str, Any]:
+    """Best-of-``trials`` GFLOP/s of ``repeats`` back-to-back (n x n) @ (n x n) matmuls.
 
     The best trial, not the median: it is the closest to what the cores can do when the other
     tenants of a shared machine leave them alone, so ratios against it are conservative.
     """
-    a = torch.randn(n, n)
-    b = torch.randn(n, n)
-    out = torch.empty(n, n)
+    a = torch.randn(n, n).to(dtype)
+    b = torch.randn(n, n).to(dtype)
+    out = torch.empty(n, n, dtype=dtype)
     torch.matmul(a, b, out=out)  # warm-up: thread pool, caches
     rates = []
     for _ in range(trials):
@@ -130,6 +132,9 @@ def machine_report(*, gemm: bool = True) -> dict[str, Any]:
     }
     if gemm:
         report["gemm_fp32"] = gemm_peak_gflops()
+        if report["cpu"]["flags"].get("avx512_bf16") or report["cpu"]["flags"].get("amx_bf16"):
+            # bf16 runs are judged against the bf16 peak, not the (lower) fp32 one
+            report["gemm_bf16"] = gemm_peak_gflops(dtype=torch.bfloat16)
     return report
 
 
@@ -139,11 +144,13 @@ def print_machine(report: dict[str, Any]) -> None:
         CPU_FLAGS
     )
     peak = report.get("gemm_fp32", {}).get("gflops")
+    bf16 = report.get("gemm_bf16", {}).get("gflops")
     console.print(
         f"[bold]{cpu['model']}[/] ({cpu['logical_cpus']} logical CPUs; flags: {flags})\n"
         f"torch {report['versions']['torch']} with {report['torch_threads']} threads; "
         f"load average {report['load_average_start']}"
         + (f"; fp32 GEMM peak {peak:.1f} GFLOP/s" if peak else "")
+        + (f"; bf16 GEMM peak {bf16:.1f} GFLOP/s" if bf16 else "")
     )
 
 

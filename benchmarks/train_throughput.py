@@ -315,7 +315,11 @@ def main() -> None:
                     f"  {r['pairs_per_second']:.2f} pairs/s, peak RSS {r['peak_rss_mb']:.0f} MB"
                     + (f", test nDCG@10 {r['test_ndcg@10']:.4f}" if "test_ndcg@10" in r else "")
                 )
-    summary = _summarise(runs, settings, systems, report.get("gemm_fp32", {}).get("gflops"))
+    peaks = {
+        "fp32": report.get("gemm_fp32", {}).get("gflops"),
+        "bf16": report.get("gemm_bf16", {}).get("gflops"),
+    }
+    summary = _summarise(runs, settings, systems, peaks)
     report["load_average_end"] = common.load_average()
     report["settings"] = {k: v for k, v in vars(a).items() if k != "worker"}
     report.update({"summary": summary, "runs": runs})
@@ -324,7 +328,10 @@ def main() -> None:
 
 
 def _summarise(
-    runs: list[dict[str, Any]], settings: list[str], systems: list[str], peak: float | None
+    runs: list[dict[str, Any]],
+    settings: list[str],
+    systems: list[str],
+    peaks: dict[str, float | None],
 ) -> dict[str, Any]:
     rows = []
     for setting in settings:
@@ -344,6 +351,9 @@ def _summarise(
                     r["train_gflops_per_second"] for r in mine
                 ),
             }
+            # each run against the GEMM peak of the precision it ran in
+            peak = peaks["fp32" if row["precision"] == "fp32" else "bf16"]
+            row["peak_gflops_used"] = peak
             row["fraction_of_peak"] = row["train_gflops_per_second"] / peak if peak else None
             if any("test_ndcg@10" in r for r in mine):
                 scores = [r["test_ndcg@10"] for r in mine]

@@ -25,6 +25,7 @@ from ragtune.errors import RagtuneError
 from ragtune.io import atomic_dir
 from ragtune.model.attention import use_fp32_cpu_attention
 from ragtune.model.batches import length_sorted_batches
+from ragtune.model.fused import FusedForward, unsupported_reason
 from ragtune.model.pooling import pool
 from ragtune.model.resolve import resolve_model_path
 from ragtune.model.saving import read_folder_config, write_folder_config
@@ -73,6 +74,11 @@ class Encoder(nn.Module):
             tokenizer.pad_token = tokenizer.eos_token  # decoder models ship without one
         # Same as sdpa, except that attention stays fp32 under CPU bf16 autocast (faster there).
         use_fp32_cpu_attention(backbone)
+        self.fused_inference = True
+        """fp32 CPU encoding through oneDNN-fused layers where the architecture allows it
+        (model/fused.py); set False to always run the Hugging Face forward."""
+        self._fused: FusedForward | None = None
+        self._fused_checked = False
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -236,6 +242,7 @@ class Encoder(nn.Module):
         results: list[Any] = [None] * n
         was_training = self.training
         self.eval()
+        depth = self.config.layer or self.num_layers
         show = progress_enabled(show_progress, default=n >= 8 * batch_size)
         try:
             with make_progress("texts", enabled=show) as bar, torch.inference_mode():
@@ -247,8 +254,12 @@ class Encoder(nn.Module):
                         return_tensors="pt",
                     )
                     batch = {k: v.to(device) for k, v in batch.items()}
+                    fused = self._fused_forward(batch) if autocast is None else None
                     with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-                        tokens, mask = self.token_embeddings(batch)
+                        if fused is not None:
+                            tokens, mask = fused(batch, depth), batch["attention_mask"]
+                        else:
+                            tokens, mask = self.token_embeddings(batch)
                         if output == "sentence":
                             emb = pool(tokens.float(), mask, self.config.pooling)
                     if output == "sentence":
@@ -268,6 +279,19 @@ class Encoder(nn.Module):
         if output == "tokens":
             return results
         return np.stack(results).astype(np.float32, copy=False)
+
+    def _fused_forward(self, batch: Features) -> FusedForward | None:
+        """The fused fp32 CPU path, checked once against the Hugging Face forward."""
+        if not self.fused_inference or self.device.type != "cpu":
+            return None
+        if not self._fused_checked:
+            self._fused_checked = True
+            if unsupported_reason(self.backbone) is None:
+                candidate = FusedForward(self.backbone)
+                probe = {k: v[:2] for k, v in batch.items()}
+                if candidate.verify(probe) is not None:
+                    self._fused = candidate
+        return self._fused
 
     def encode_queries(self, texts: Sequence[str], **kwargs: Any) -> Any:
         """Encode with the model's saved query prompt (e.g. ``"query: "``)."""
