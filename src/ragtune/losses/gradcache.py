@@ -165,11 +165,11 @@ class GradCache:
                 stop = min(start + self.mini_batch_size, n)
                 part = {k: v[start:stop] for k, v in features.items()}
                 if self.trim_padding:
-                    part = _trim_padding(part)
+                    part = trim_padding(part)
                 yield _Chunk(column, start, stop, part, torch.empty(0), {})
 
 
-def _trim_padding(features: Features) -> Features:
+def trim_padding(features: Features) -> Features:
     """Drop trailing columns where the attention mask is 0 for every row."""
     mask = features.get("attention_mask")
     if mask is None or mask.dim() != 2:

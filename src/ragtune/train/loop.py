@@ -37,6 +37,7 @@ from ragtune.train.logs import RunLogger
 from ragtune.train.memory import return_large_blocks_to_os
 from ragtune.train.publish import publish, write_run_files
 from ragtune.train.schedule import build_optimizer, build_scheduler
+from ragtune.train.subbatch import embed_by_length
 
 
 class TrainingDiverged(RagtuneError):
@@ -206,7 +207,14 @@ def train(
                     sync = i == len(group) - 1
                     with dist_utils.maybe_no_sync(model, sync):
                         loss_value += _forward_backward(
-                            model, loss_fn, grad_cache, batch, device, autocast, 1 / len(group)
+                            model,
+                            loss_fn,
+                            grad_cache,
+                            batch,
+                            device,
+                            autocast,
+                            1 / len(group),
+                            split=world == 1,  # DDP's static graph wants one call per column
                         )
                     pairs_seen += len(rows)
                 if not math.isfinite(loss_value):
@@ -295,6 +303,7 @@ def _forward_backward(
     device: torch.device,
     autocast: torch.dtype | None,
     scale: float,
+    split: bool = True,
 ) -> float:
     """Encode every text column, compute the loss and backpropagate ``loss * scale``."""
     extra = {k: v.to(device) for k, v in batch["extra"].items()}
@@ -312,7 +321,12 @@ def _forward_backward(
             embed, batch["texts"], extra=extra, reshape=batch["reshape"], loss_scale=scale
         )
         return float(value)
-    embeddings = {name: embed(features) for name, features in batch["texts"].items()}
+    # one autocast region for every column: the bf16 copies of the weights are made once
+    with torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
+        embeddings = {
+            name: embed_by_length(embed, features) if split else embed(features)
+            for name, features in batch["texts"].items()
+        }
     for name, (rows, n) in batch["reshape"].items():
         embeddings[name] = embeddings[name].view(rows, n, -1)  # (B * N, D) -> (B, N, D)
     loss = loss_fn(**embeddings, **extra)

@@ -1,0 +1,55 @@
+"""Encode one column of a training batch in length-sorted sub-batches, each padded to its own max.
+
+Why: a random batch is padded to its longest text. SciFact queries average 22 tokens but a batch
+of 32 is padded to ~37, so ~40% of the query tokens the encoder computes are padding (10% of all
+tokens of a batch, documents included). Splitting the column into a few sub-batches of similar
+length removes most of it, and with attention masks the real tokens' embeddings do not change.
+The sub-batch embeddings are put back in the batch's order, so the loss sees the same batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ragtune.losses.gradcache import trim_padding
+
+Features = dict[str, torch.Tensor]
+
+CALL_COST = 0.03
+"""Each extra encoder call is charged as this share of the column's padded tokens."""
+
+
+def length_groups(lengths: torch.Tensor, max_groups: int = 4) -> list[torch.Tensor]:
+    """Row indices of the sub-batches that minimise padded tokens plus a per-call charge.
+
+    Rows are sorted by length (longest first) and cut into 1..max_groups near-equal parts.
+    """
+    n = int(lengths.numel())
+    order = torch.argsort(lengths, descending=True, stable=True)
+    ranked = lengths[order].tolist()
+    best: tuple[float, list[torch.Tensor]] | None = None
+    full = n * ranked[0] if n else 0
+    for k in range(1, min(max_groups, n) + 1):
+        bounds = [round(i * n / k) for i in range(k + 1)]
+        padded = sum((bounds[i + 1] - bounds[i]) * ranked[bounds[i]] for i in range(k))
+        cost = padded + CALL_COST * full * (k - 1)
+        if best is None or cost < best[0]:
+            best = (cost, [order[bounds[i] : bounds[i + 1]] for i in range(k)])
+    return best[1] if best else [order]
+
+
+def embed_by_length(
+    embed: Callable[[Features], torch.Tensor], features: Features, max_groups: int = 4
+) -> torch.Tensor:
+    """``embed(features)`` computed in length-sorted sub-batches; rows in the original order."""
+    mask = features.get("attention_mask")
+    if mask is None or mask.dim() != 2 or mask.size(0) < 2:
+        return embed(features)
+    groups = length_groups(mask.sum(dim=1), max_groups)
+    if len(groups) == 1:
+        return embed(features)
+    parts = [embed(trim_padding({k: v[idx] for k, v in features.items()})) for idx in groups]
+    order = torch.cat(groups).to(parts[0].device)
+    return torch.cat(parts)[torch.argsort(order)]  # (rows, D), back in batch order
