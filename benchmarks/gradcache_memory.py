@@ -16,10 +16,10 @@ Run (a few minutes on 2 CPU cores; the batch-1024 step dominates):
 
 Peak RSS also counts memory that glibc malloc keeps after freeing it: mini-batches of varying
 shape fragment the heap, so under glibc's default policy GradCache's peak creeps up with the
-number of mini-batches although nothing it holds does. ``train()`` therefore fixes the mmap
-threshold at 1 MiB when GradCache is on (ragtune.train.memory); ``--allocator`` runs every
-configuration that way (``fixed``), with glibc's default (``default``), or as train() does
-(``ragtune``, the default).
+number of mini-batches although nothing it holds does. ``TrainConfig.release_memory`` fixes the
+mmap threshold at 1 MiB (ragtune.train.memory), at a large cost in speed; ``--allocator`` runs
+glibc's default (``default``, as ragtune trains by default), the fixed threshold for the
+GradCache configurations only (``cached``) or for every configuration (``fixed``).
 
 Without --data the texts are generated sentences of realistic length (short queries, passages
 of ~200 words, so most are truncated at 256 tokens like real abstracts).
@@ -124,8 +124,8 @@ def run_one(args: argparse.Namespace) -> dict[str, object]:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    # "ragtune": what train() does (TrainConfig.release_memory=None: on with GradCache only)
-    release = args.allocator == "fixed" or (args.allocator == "ragtune" and args.mini_batch > 0)
+    # "cached": what train() does with TrainConfig.release_memory=True and GradCache
+    release = args.allocator == "fixed" or (args.allocator == "cached" and args.mini_batch > 0)
     released = return_large_blocks_to_os() if release else False
     torch.manual_seed(0)
     n = args.batch
@@ -220,10 +220,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--allocator",
-        choices=("ragtune", "default", "fixed"),
-        default="ragtune",
-        help="ragtune: as train() does (fixed 1 MiB mmap threshold with GradCache only); "
-        "default: glibc's own; fixed: the fixed threshold for every config",
+        choices=("default", "cached", "fixed"),
+        default="default",
+        help="default: glibc's own (ragtune's default); cached: a fixed 1 MiB mmap threshold "
+        "for GradCache configs only (TrainConfig.release_memory=True); fixed: for every config",
     )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=32, help=argparse.SUPPRESS)

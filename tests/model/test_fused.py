@@ -17,15 +17,15 @@ TEXTS = [
     "the longest text of the three, about compilers, satellites, harbors and old marble",
 ]
 
+SIZES = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+}
+
 pytestmark = pytest.mark.skipif(
-    unsupported_reason(
-        BertModel(
-            BertConfig(
-                num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=64
-            )
-        )
-    )
-    is not None,
+    unsupported_reason(BertModel(BertConfig(**SIZES))) is not None,
     reason="this PyTorch build has no oneDNN fused linear",
 )
 
@@ -70,10 +70,7 @@ def test_roberta_is_supported_too(tokenizer):
     torch.manual_seed(0)
     cfg = RobertaConfig(
         vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
+        **SIZES,
         max_position_embeddings=130,
         pad_token_id=tokenizer.pad_token_id,
     )
@@ -88,14 +85,7 @@ def test_roberta_is_supported_too(tokenizer):
 
 def test_unsupported_models_fall_back_to_hugging_face(tokenizer):
     torch.manual_seed(0)
-    cfg = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        hidden_act="relu",
-    )
+    cfg = BertConfig(vocab_size=tokenizer.vocab_size, **SIZES, hidden_act="relu")
     backbone = BertModel(cfg, add_pooling_layer=False).eval()
     assert "activation 'relu'" in (unsupported_reason(backbone) or "")
     encoder = Encoder.from_backbone(backbone, tokenizer, EncoderConfig(max_seq_length=64))

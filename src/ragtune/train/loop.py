@@ -123,8 +123,7 @@ def train(
             "GradCache with several processes is not supported yet: use one "
             "process with a large batch, or several without cache_mini_batch_size"
         )
-    release = cfg.release_memory if cfg.release_memory is not None else grad_cache is not None
-    if release and device.type == "cpu":
+    if cfg.release_memory and device.type == "cpu":
         return_large_blocks_to_os()
     pad_id = encoder.tokenizer.pad_token_id or 0
 

@@ -4,9 +4,11 @@ Why: PyTorch's CPU tensors come from the C library's malloc. glibc serves a larg
 its heap once a block of that size has been freed (its mmap threshold grows up to 32 MiB), and
 memory freed inside the heap mostly stays with the process. GradCache encodes many mini-batches
 of different shapes, so the heap fragments and peak RSS creeps up with the number of
-mini-batches although nothing GradCache holds grows: measured on MiniLM, batch 1024 in
-mini-batches of 32, 2,342 MB against 1,814 MB for a plain batch of 32 (1.29x); with a fixed 1 MiB
-threshold 1,913 MB against 1,677 MB (1.14x). See benchmarks/gradcache_memory.py.
+mini-batches although nothing GradCache holds grows. Measured on MiniLM (batch 1024 in
+mini-batches of 32 against a plain batch of 32, benchmarks/gradcache_memory.py): 1.28x the peak
+with glibc's policy, 1.07x with a fixed 1 MiB threshold, but the GradCache step took 170 s
+instead of 105 s (freed blocks are unmapped, so every new one page-faults). Hence opt-in:
+``TrainConfig.release_memory``.
 """
 
 from __future__ import annotations
