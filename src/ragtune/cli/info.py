@@ -19,10 +19,22 @@ def info(
     model: str = typer.Argument(DEFAULT_MODEL, help="Model folder or hub id."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Show layers, dimensions, pooling, normalisation, prompts, max length and parameters."""
-    from ragtune.model import Encoder
+    """Show layers, dimensions, pooling, normalisation, prompts, max length and parameters,
+    and how this machine runs the model (fused CPU encoding, training precision)."""
+    import torch
 
-    details = Encoder.load(model, device="cpu").describe()
+    from ragtune.model import Encoder
+    from ragtune.model.fused import unsupported_reason
+    from ragtune.train.loop import training_autocast
+
+    encoder = Encoder.load(model, device="cpu")
+    details = encoder.describe()
+    # How this machine will run it: the fused fp32 CPU encoder, and what precision=auto trains in.
+    if isinstance(encoder, Encoder):
+        reason = unsupported_reason(encoder.backbone)
+        details["fused_cpu_inference"] = "yes" if reason is None else f"no: {reason}"
+    cpu_auto = training_autocast("auto", torch.device("cpu"))
+    details["cpu_training_precision"] = "bf16 autocast" if cpu_auto else "fp32"
     if as_json:
         print_json(details)
     else:
