@@ -7,8 +7,8 @@ how far each system's vectors are from PyTorch's (max abs diff, min and mean cos
 - ``torch fp32``: :class:`ragtune.model.Encoder`, ``precision="fp32"`` (its fused CPU path);
 - ``onnx fp32`` and ``onnx int8``: :func:`ragtune.model.export.export_onnx` then
   :class:`ragtune.model.onnx.OnnxEncoder` (int8 keeps the FFN down-projections in fp32);
-- ``onnx int8 all``: every MatMul quantised (the plain ``quantize_dynamic`` recipe), to show
-  what keeping the down-projections in fp32 buys and costs.
+- ``onnx int8 all``: ``quantize="int8-all"``, every MatMul quantised (the plain
+  ``quantize_dynamic`` recipe), to show what keeping the down-projections in fp32 buys and costs.
 
 ``--ndcg`` also runs SciFact test nDCG@10 for every system (the whole 5,183-document corpus:
 several minutes per system on 2 cores). Timings on a shared machine are noisy: the load average
@@ -44,26 +44,12 @@ from ragtune.evaluation.evaluate import evaluate_encoder
 from ragtune.io import atomic_write_json
 from ragtune.model import Encoder
 from ragtune.model.export import export_onnx
-from ragtune.model.onnx import CONFIG_FILE, ONNX_FILE, OnnxEncoder
+from ragtune.model.onnx import OnnxEncoder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-def quantize_every_matmul(fp32_folder: Path, target: Path) -> Path:
-    """The plain recipe for comparison: per-channel QInt8 on every MatMul and Gather."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    shutil.copytree(fp32_folder, target)
-    quantize_dynamic(
-        fp32_folder / ONNX_FILE, target / ONNX_FILE, per_channel=True, weight_type=QuantType.QInt8
-    )
-    config = json.loads((target / CONFIG_FILE).read_text())
-    config["quantization"] = "int8"
-    (target / CONFIG_FILE).write_text(json.dumps(config, indent=2))
-    return target
 
 
 def time_interleaved(
@@ -120,15 +106,12 @@ def main() -> None:
     systems: dict[str, Any] = {"torch fp32": encoder}
     export_seconds: dict[str, float] = {}
     try:
-        for quantize in ("none", "int8"):
+        names = {"none": "onnx fp32", "int8": "onnx int8", "int8-all": "onnx int8 all"}
+        for quantize, name in names.items():
             start = time.perf_counter()
             folder = export_onnx(encoder, work / quantize, quantize=quantize)  # type: ignore[arg-type]
             export_seconds[quantize] = time.perf_counter() - start
-            name = "onnx fp32" if quantize == "none" else "onnx int8"
             systems[name] = OnnxEncoder.load(folder)
-        systems["onnx int8 all"] = OnnxEncoder.load(
-            quantize_every_matmul(work / "none", work / "int8-all")
-        )
 
         rows = []
         timings = time_interleaved(systems, texts, args.batch_size, args.repeats)

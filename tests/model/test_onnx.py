@@ -119,6 +119,18 @@ def test_int8_is_per_channel_smaller_and_close(tmp_path, tiny_encoder):
     assert cosines(got, tiny_encoder.encode(TEXTS)).min() > 0.98
 
 
+def test_int8_all_quantises_the_down_projections_too(tmp_path, tiny_encoder):
+    folder = export_onnx(tiny_encoder, tmp_path / "int8-all", quantize="int8-all")
+    graph = onnx.load(str(folder / "model.onnx")).graph
+    weights = {init.name for init in graph.initializer}
+    ops = [node.op_type for node in graph.node]
+    assert ops.count("MatMulInteger") == 12  # 6 weight matrices per layer, 2 layers
+    assert not [n for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+    exported = OnnxEncoder.load(folder)
+    assert exported.quantization == "int8-all"
+    assert cosines(exported.encode(TEXTS), tiny_encoder.encode(TEXTS)).min() > 0.98
+
+
 @pytest.mark.slow
 def test_int8_minilm_stays_close_to_torch(tmp_path, minilm):
     """A trained model is the real test: its activations have outliers a random one lacks.

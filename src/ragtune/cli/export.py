@@ -29,7 +29,11 @@ def register(app: typer.Typer) -> None:
 def export(
     model: str = typer.Argument(..., help="Model folder or hub id to export."),
     fmt: str = typer.Option("onnx", "--format", help="Export format: onnx."),
-    quantize: str = typer.Option("none", help="Weights: none (fp32) or int8 (dynamic)."),
+    quantize: str = typer.Option(
+        "none",
+        help="Weights: none (fp32), int8 (dynamic; FFN down-projections kept fp32 for fidelity) "
+        "or int8-all (every MatMul int8: fastest).",
+    ),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Folder to write (replaced atomically)."),
     layer: int | None = typer.Option(None, help="Export truncated at this layer."),
     opset: int = typer.Option(17, help="ONNX opset version."),

@@ -9,8 +9,8 @@ A folder written by :func:`ragtune.model.export.export_onnx` describes itself:
   this same file name holds the quantised graph: one folder is one model.
 - the tokenizer files;
 - ``ragtune.json``: the :class:`EncoderConfig` plus ``format: "onnx"``, ``quantization``
-  (``"none"`` or ``"int8"``) and an ``onnx`` section (files, opset, exporter, inputs,
-  outputs, dim, layers).
+  (``"none"``, ``"int8"`` or ``"int8-all"``) and an ``onnx`` section (files, opset, exporter,
+  inputs, outputs, dim, layers).
 
 Pooling, normalisation and layer are baked into the graph; the prompts and the maximum length are
 applied here, before tokens reach the graph, so they can still be changed at load time.
@@ -47,7 +47,7 @@ CONFIG_FILE = "ragtune.json"
 SENTENCE_OUTPUT = "sentence_embedding"
 TOKENS_OUTPUT = "token_embeddings"
 
-Quantization = Literal["none", "int8"]
+Quantization = Literal["none", "int8", "int8-all"]
 QUANTIZATIONS: tuple[str, ...] = get_args(Quantization)
 _ORT_INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
