@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +90,11 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     )
 
     console.rule("[bold]3. fine-tuning with in-batch negatives")
+    previous = out / "model"
+    if (previous / "run" / "config.yaml").is_file():
+        # A rerun of the demo replaces its own earlier model instead of refusing to train.
+        console.print(f"replacing the previous demo model in {previous}")
+        shutil.rmtree(previous)
     train_cfg = load_config(
         TrainConfig,
         None,
