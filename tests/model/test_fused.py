@@ -59,9 +59,10 @@ def test_encode_uses_the_fused_path_and_gives_the_same_embeddings(tokenizer):
         np.testing.assert_allclose(x, y, rtol=0, atol=1e-5)
 
 
-def test_an_intermediate_layer_is_pooled_the_same_way(tokenizer):
-    fast = make_tiny_encoder(tokenizer, layer=1)
-    slow = make_tiny_encoder(tokenizer, layer=1)
+@pytest.mark.parametrize("layer", [1, 2])
+def test_an_intermediate_layer_is_pooled_the_same_way(tokenizer, layer):
+    fast = make_tiny_encoder(tokenizer, layer=layer)
+    slow = make_tiny_encoder(tokenizer, layer=layer)
     slow.fused_inference = False
     np.testing.assert_allclose(fast.encode(TEXTS), slow.encode(TEXTS), rtol=0, atol=1e-6)
 

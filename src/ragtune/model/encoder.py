@@ -242,7 +242,7 @@ class Encoder(nn.Module):
         results: list[Any] = [None] * n
         was_training = self.training
         self.eval()
-        depth = self.config.layer or self.num_layers
+        depth = self.num_layers if self.config.layer is None else self.config.layer
         show = progress_enabled(show_progress, default=n >= 8 * batch_size)
         try:
             with make_progress("texts", enabled=show) as bar, torch.inference_mode():

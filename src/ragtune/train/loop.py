@@ -308,11 +308,12 @@ def _forward_backward(
     extra = {k: v.to(device) for k, v in batch["extra"].items()}
     extra = _accepted(loss_fn, extra)
 
+    def amp() -> torch.autocast:
+        return torch.autocast(device.type, dtype=autocast or torch.float32, enabled=bool(autocast))
+
     def embed(features: dict[str, torch.Tensor]) -> torch.Tensor:
         features = {k: v.to(device) for k, v in features.items()}
-        with torch.autocast(
-            device.type, dtype=autocast or torch.float32, enabled=autocast is not None
-        ):
+        with amp():
             return model(features).float()  # (rows, D)
 
     if grad_cache is not None:
@@ -320,8 +321,7 @@ def _forward_backward(
             embed, batch["texts"], extra=extra, reshape=batch["reshape"], loss_scale=scale
         )
         return float(value)
-    # one autocast region for every column: the bf16 copies of the weights are made once
-    with torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
+    with amp():  # one region for every column: the bf16 copies of the weights are made once
         embeddings = {
             name: embed_by_length(embed, features) if split else embed(features)
             for name, features in batch["texts"].items()
