@@ -45,9 +45,10 @@ class TrainConfig:
     """Attention-probability dropout; None keeps the model's. 0 (the default) lets PyTorch use
     fused attention on CPU."""
     hidden_dropout: float | None = 0.0
-    """Every other dropout; None keeps the model's. Dropout off is the default because on
-    SciFact (one epoch, MiniLM, 3 seeds) it scored nDCG@10 0.669 vs 0.666 with the model's 0.1,
-    while training 1.5-2.2x faster on CPU (benchmarks/train_throughput.py, BENCHMARKS.md)."""
+    """Every other dropout; None keeps the model's. Off by default: on CPU drawing the masks
+    costs more than the matmuls (training 2.3x faster without). SciFact quality (one epoch, 3
+    seeds; BENCHMARKS.md 1b): higher than with dropout on a GPU, 0.004 below ST's dropout-on
+    default on a 2-core CPU."""
 
     # --- the loss
     loss: LossConfig = field(default_factory=LossConfig)
