@@ -71,27 +71,11 @@ def reset_peak_rss() -> bool:
 
 
 def beir_pairs(folder: Path, n: int) -> list[tuple[str, str]]:
-    """(query, relevant passage) pairs from a BEIR folder: train qrels first, then test."""
-    queries = {}
-    with (folder / "queries.jsonl").open() as f:
-        for line in f:
-            row = json.loads(line)
-            queries[row["_id"]] = row["text"]
-    corpus = {}
-    with (folder / "corpus.jsonl").open() as f:
-        for line in f:
-            row = json.loads(line)
-            title = row.get("title") or ""
-            corpus[row["_id"]] = f"{title} {row['text']}" if title else row["text"]
-    pairs = []
-    for split in ("train", "test", "dev"):
-        path = folder / "qrels" / f"{split}.tsv"
-        if not path.exists():
-            continue
-        for line in path.read_text().splitlines()[1:]:
-            qid, docid, score = line.split("\t")[:3]
-            if int(score) > 0 and qid in queries and docid in corpus:
-                pairs.append((queries[qid], corpus[docid]))
+    """(query, relevant passage) pairs from a BEIR folder: train qrels first, then test, dev."""
+    from ragtune.data.beir import beir_splits, beir_training_pairs
+
+    splits = [s for s in ("train", "test", "dev") if s in beir_splits(folder)]
+    pairs = [(p.query, p.positive) for s in splits for p in beir_training_pairs(folder, s)]
     if not pairs:
         raise SystemExit(f"no relevant (query, document) pairs found under {folder}")
     return [pairs[i % len(pairs)] for i in range(n)]  # cycle if the folder has fewer than n
@@ -118,8 +102,8 @@ def run_one(args: argparse.Namespace) -> dict[str, object]:
 
     from ragtune.losses import GradCache, InfoNCELoss
     from ragtune.model.encoder import Encoder
+    from ragtune.model.precision import autocast_dtype
     from ragtune.model.resolve import DEFAULT_MODEL
-    from ragtune.train.loop import training_autocast
     from ragtune.train.memory import return_large_blocks_to_os
 
     if args.threads:
@@ -134,7 +118,7 @@ def run_one(args: argparse.Namespace) -> dict[str, object]:
     if args.dropout == "off":  # ragtune's training default (TrainConfig)
         encoder.set_attention_dropout(0.0)
         encoder.set_hidden_dropout(0.0)
-    autocast = training_autocast(args.precision, encoder.device)
+    autocast = autocast_dtype(args.precision, encoder.device, training=True)
     optimizer = torch.optim.AdamW(encoder.parameters(), lr=2e-5)
 
     def embed(features: dict[str, torch.Tensor]) -> torch.Tensor:

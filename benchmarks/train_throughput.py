@@ -133,16 +133,11 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
             log_steps=10**9,
         )
         t0 = time.perf_counter()
-        train(cfg, examples=pairs, dev=None, encoder=encoder)
+        run = train(cfg, examples=pairs, dev=None, encoder=encoder)
         train_seconds = time.perf_counter() - t0
         trained = encoder
         optimizer_name = "torch.optim.AdamW (ragtune build_optimizer)"
-        resolved = (tmp / "out" / "run" / "config.yaml").read_text(encoding="utf-8")
-        precision = next(
-            line.split(":", 1)[1].strip()
-            for line in resolved.splitlines()
-            if line.startswith("resolved_precision:")
-        )
+        precision = run.precision  # what TrainConfig.precision resolved to here
     else:
         from datasets import Dataset
         from sentence_transformers import (

@@ -33,22 +33,29 @@ def tokenizer(minilm_path: Path):
     return AutoTokenizer.from_pretrained(minilm_path)
 
 
-def make_tiny_encoder(tokenizer, seed: int = 0, **config):
-    """A 2-layer, 32-dim random BERT with the real MiniLM WordPiece tokenizer."""
+TINY_SIZES = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+}
+
+
+def tiny_bert(vocab_size: int = 100, seed: int = 0, **config):
+    """A 2-layer, 32-dim random BertModel without pooler; ``config`` overrides BertConfig."""
     from transformers import BertConfig, BertModel
 
+    torch.manual_seed(seed)
+    return BertModel(
+        BertConfig(vocab_size=vocab_size, **{**TINY_SIZES, **config}), add_pooling_layer=False
+    )
+
+
+def make_tiny_encoder(tokenizer, seed: int = 0, **config):
+    """A 2-layer, 32-dim random BERT with the real MiniLM WordPiece tokenizer."""
     from ragtune.model import Encoder, EncoderConfig
 
-    torch.manual_seed(seed)
-    bert_cfg = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    backbone = BertModel(bert_cfg, add_pooling_layer=False)
+    backbone = tiny_bert(tokenizer.vocab_size, seed, max_position_embeddings=128)
     cfg = EncoderConfig(**{"max_seq_length": 64, **config})
     return Encoder.from_backbone(backbone, tokenizer, cfg).eval()
 

@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import BertConfig, BertModel
+from transformers import BertModel
 
 from ragtune.losses import CosineSimilarityLoss, GradCache, InfoNCELoss, LossError, MatryoshkaLoss
+from tests.conftest import tiny_bert as make_bert
 
 B, N = 6, 2  # 6 queries, 6 positives, 12 hard negatives
 
 
 def tiny_bert(dropout: float = 0.0) -> BertModel:
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=100,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
+    return make_bert(
+        100,
         max_position_embeddings=64,
         hidden_dropout_prob=dropout,
         attention_probs_dropout_prob=dropout,
     )
-    return BertModel(config, add_pooling_layer=False)
 
 
 def mean_pooling_embed(model: BertModel):

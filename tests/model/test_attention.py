@@ -6,24 +6,16 @@ import json
 
 import pytest
 import torch
-from transformers import BertConfig, BertModel
+from transformers import BertModel
 
 from ragtune.model.attention import NAME, use_fp32_cpu_attention
-from tests.conftest import make_tiny_encoder
+from tests.conftest import make_tiny_encoder, tiny_bert
 
 TEXTS = ["a short query", "a much longer passage about proteins, cells and the immune response"]
 
 
 def _bert() -> BertModel:
-    torch.manual_seed(0)
-    cfg = BertConfig(
-        vocab_size=200,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-    )
-    return BertModel(cfg, add_pooling_layer=False).eval()
+    return tiny_bert(200).eval()
 
 
 def _inputs() -> dict[str, torch.Tensor]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
+from transformers import RobertaConfig, RobertaModel
 
 from ragtune.model import Encoder, EncoderConfig
 from ragtune.model.fused import FusedForward, unsupported_reason
-from tests.conftest import make_tiny_encoder
+from tests.conftest import TINY_SIZES, make_tiny_encoder, tiny_bert
 
 TEXTS = [
     "short",
@@ -17,15 +17,8 @@ TEXTS = [
     "the longest text of the three, about compilers, satellites, harbors and old marble",
 ]
 
-SIZES = {
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-}
-
 pytestmark = pytest.mark.skipif(
-    unsupported_reason(BertModel(BertConfig(**SIZES))) is not None,
+    unsupported_reason(tiny_bert()) is not None,
     reason="this PyTorch build has no oneDNN fused linear",
 )
 
@@ -71,7 +64,7 @@ def test_roberta_is_supported_too(tokenizer):
     torch.manual_seed(0)
     cfg = RobertaConfig(
         vocab_size=tokenizer.vocab_size,
-        **SIZES,
+        **TINY_SIZES,
         max_position_embeddings=130,
         pad_token_id=tokenizer.pad_token_id,
     )
@@ -85,9 +78,7 @@ def test_roberta_is_supported_too(tokenizer):
 
 
 def test_unsupported_models_fall_back_to_hugging_face(tokenizer):
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=tokenizer.vocab_size, **SIZES, hidden_act="relu")
-    backbone = BertModel(cfg, add_pooling_layer=False).eval()
+    backbone = tiny_bert(tokenizer.vocab_size, hidden_act="relu").eval()
     assert "activation 'relu'" in (unsupported_reason(backbone) or "")
     encoder = Encoder.from_backbone(backbone, tokenizer, EncoderConfig(max_seq_length=64))
     out = encoder.encode(TEXTS)

@@ -131,18 +131,18 @@ def test_gradcache_training_matches_plain_training(tmp_path, tiny_model_dir, pai
 def test_auto_precision_takes_bf16_only_where_the_cpu_has_it(
     monkeypatch, precision, device, native_bf16, expected
 ):
-    from ragtune.train import loop
+    from ragtune.model import precision as rules
 
-    monkeypatch.setattr(loop, "cpu_supports_bf16", lambda: native_bf16)
-    assert loop.training_autocast(precision, torch.device(device)) == expected
+    monkeypatch.setattr(rules, "cpu_supports_bf16", lambda: native_bf16)
+    assert rules.autocast_dtype(precision, torch.device(device), training=True) == expected
 
 
 def test_unknown_precision_is_an_error():
     from ragtune.errors import RagtuneError
-    from ragtune.train.loop import training_autocast
+    from ragtune.model.precision import autocast_dtype
 
     with pytest.raises(RagtuneError, match="unknown precision 'fp16'"):
-        training_autocast("fp16", torch.device("cpu"))
+        autocast_dtype("fp16", torch.device("cpu"), training=True)
 
 
 def test_the_resolved_precision_is_saved_with_the_run(tmp_path, tiny_model_dir, pairs_file):
@@ -151,3 +151,10 @@ def test_the_resolved_precision_is_saved_with_the_run(tmp_path, tiny_model_dir, 
     resolved = (tmp_path / "out" / "run" / "config.yaml").read_text()
     assert "precision: auto" in resolved
     assert "resolved_precision: fp32" in resolved or "resolved_precision: bfloat16" in resolved
+
+
+def test_encoding_keeps_fp32_on_a_cpu_with_native_bf16(monkeypatch):
+    from ragtune.model import precision as rules
+
+    monkeypatch.setattr(rules, "cpu_supports_bf16", lambda: True)
+    assert rules.autocast_dtype("auto", torch.device("cpu")) is None  # indexes stay machine-free

@@ -25,7 +25,7 @@ def info(
 
     from ragtune.model import Encoder
     from ragtune.model.fused import unsupported_reason
-    from ragtune.train.loop import training_autocast
+    from ragtune.model.precision import autocast_dtype
 
     encoder = Encoder.load(model, device="cpu")
     details = encoder.describe()
@@ -33,7 +33,7 @@ def info(
     if isinstance(encoder, Encoder):
         reason = unsupported_reason(encoder.backbone)
         details["fused_cpu_inference"] = "yes" if reason is None else f"no: {reason}"
-    cpu_auto = training_autocast("auto", torch.device("cpu"))
+    cpu_auto = autocast_dtype("auto", torch.device("cpu"), training=True)
     details["cpu_training_precision"] = "bf16 autocast" if cpu_auto else "fp32"
     if as_json:
         print_json(details)

@@ -1,7 +1,8 @@
 """The embedding model: transformer + pooling + normalisation, resolution and saving."""
 
-from ragtune.model.encoder import Encoder, cpu_supports_bf16
+from ragtune.model.encoder import Encoder
 from ragtune.model.pooling import POOLING_MODES, PoolingMode, pool
+from ragtune.model.precision import cpu_supports_bf16
 from ragtune.model.resolve import DEFAULT_MODEL, resolve_model_path
 from ragtune.model.spec import EncoderConfig
 

@@ -27,28 +27,14 @@ from ragtune.model.attention import use_fp32_cpu_attention
 from ragtune.model.batches import length_sorted_batches
 from ragtune.model.fused import FusedForward, unsupported_reason
 from ragtune.model.pooling import pool
+from ragtune.model.precision import Precision, autocast_dtype
 from ragtune.model.resolve import resolve_model_path
 from ragtune.model.saving import read_folder_config, write_folder_config
 from ragtune.model.spec import EncoderConfig
 from ragtune.progress import make_progress, progress_enabled
 
 Features = dict[str, torch.Tensor]
-Precision = Literal["auto", "fp32", "bf16"]
 Output = Literal["sentence", "tokens"]
-
-
-def cpu_supports_bf16() -> bool:
-    """True when this CPU has native bf16 instructions (AVX512-BF16 or AMX).
-
-    Without them bf16 autocast is emulated and several times slower than fp32, so it is never
-    chosen automatically on such a CPU.
-    """
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 class Encoder(nn.Module):
@@ -238,7 +224,7 @@ class Encoder(nn.Module):
         )
         norm = self.config.normalize if normalize is None else normalize
         device = self.device
-        autocast = _autocast_dtype(device, precision)
+        autocast = autocast_dtype(precision, device)
         results: list[Any] = [None] * n
         was_training = self.training
         self.eval()
@@ -433,18 +419,6 @@ def _layer_list(backbone: nn.Module) -> nn.ModuleList:
 
 def default_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-
-
-def _autocast_dtype(device: torch.device, precision: Precision) -> torch.dtype | None:
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if precision != "auto":
-        raise RagtuneError(f"unknown precision {precision!r}; choose auto, fp32 or bf16")
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return None  # CPU: fp32 unless bf16 is asked for explicitly (see cpu_supports_bf16)
 
 
 def library_versions() -> dict[str, str]:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from ragtune.losses.config import LossConfig
+from ragtune.model.precision import Precision
 from ragtune.model.resolve import DEFAULT_MODEL
 from ragtune.train.schedule import ScheduleName
-
-Precision = Literal["auto", "fp32", "bf16"]
 
 
 @dataclass

@@ -21,7 +21,8 @@ import torch
 from ragtune.data.schema import EvalSet, Example, LabelledPair
 from ragtune.errors import RagtuneError
 from ragtune.losses import GradCache, build_from_config, wrap_grad_cache
-from ragtune.model.encoder import Encoder, cpu_supports_bf16
+from ragtune.model.encoder import Encoder
+from ragtune.model.precision import autocast_dtype, precision_name
 from ragtune.progress import console, make_progress, progress_enabled
 from ragtune.train import distributed as dist_utils
 from ragtune.train.batching import build_training_set, collate, epoch_batches
@@ -56,6 +57,8 @@ class TrainResult:
     best_step: int
     improved: bool
     history: list[dict[str, Any]] = field(default_factory=list)
+    precision: str = "fp32"
+    """What the run trained in ("fp32" or "bfloat16 autocast"): what precision="auto" became."""
 
 
 def train(
@@ -101,7 +104,7 @@ def train(
     if cfg.gradient_checkpointing:
         encoder.backbone.gradient_checkpointing_enable()
     device = encoder.device
-    autocast = training_autocast(cfg.precision, device)
+    autocast = autocast_dtype(cfg.precision, device, training=True)
 
     # ---- data: tokenized once for the whole run
     if examples is None:
@@ -159,9 +162,9 @@ def train(
             console.print(f"resumed from {latest.name} (step {state.step}, epoch {state.epoch})")
     logger = RunLogger(run_dir, enabled=is_main, tensorboard=cfg.tensorboard)
     if is_main and state.step == 0:
-        write_run_files(run_dir, cfg, examples, encoder, data, _precision_name(autocast))
+        write_run_files(run_dir, cfg, examples, encoder, data, precision_name(autocast))
     if is_main:
-        console.print(f"training precision: {_precision_name(autocast)} ({cfg.precision})")
+        console.print(f"training precision: {precision_name(autocast)} ({cfg.precision})")
 
     def evaluate(step: int) -> float | None:
         score = _evaluate(encoder, dev, cfg, is_main)
@@ -286,6 +289,7 @@ def train(
         best_step=state.best_step,
         improved=state.best_step > 0 if state.best_metric is not None else True,
         history=list(state.history),
+        precision=precision_name(autocast),
     )
     if is_main:
         publish(encoder, run_dir, out, result)
@@ -378,32 +382,3 @@ def _early_stop(cfg: TrainConfig, state: TrainerState) -> bool:
         cfg.early_stopping_patience
         and state.evals_without_improvement >= cfg.early_stopping_patience
     )
-
-
-def _precision_name(autocast: torch.dtype | None) -> str:
-    return "fp32" if autocast is None else f"{str(autocast).removeprefix('torch.')} autocast"
-
-
-def training_autocast(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for training; "auto" takes bf16 only where the hardware has it.
-
-    On a CPU with native bf16 (AVX512-BF16 or AMX) bf16 matmuls run 2-3x faster than fp32 and
-    a MiniLM training step ~1.7x faster (attention stays fp32, see model/attention.py); without
-    native bf16 they are emulated and several times slower, so "auto" keeps fp32 there.
-    """
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        if device.type == "cpu" and not cpu_supports_bf16():
-            console.print(
-                "[yellow]warning: this CPU has no native bf16; bf16 autocast is "
-                "emulated and several times slower than fp32"
-            )
-        return torch.bfloat16
-    if precision != "auto":
-        raise RagtuneError(f"unknown precision {precision!r}; choose auto, fp32 or bf16")
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    if device.type == "cpu" and cpu_supports_bf16():
-        return torch.bfloat16
-    return None

@@ -13,9 +13,7 @@ from collections.abc import Callable
 
 import torch
 
-from ragtune.losses.gradcache import trim_padding
-
-Features = dict[str, torch.Tensor]
+from ragtune.losses.gradcache import Features, trim_padding
 
 CALL_COST = 0.03
 """Each extra encoder call is charged as this share of the column's padded tokens."""
