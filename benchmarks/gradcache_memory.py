@@ -2,8 +2,8 @@
 
 GradCache (ragtune.losses.GradCache) promises large-batch contrastive training in the memory of a
 small batch. This script measures it on the bundled all-MiniLM-L6-v2 at max length 256, with
-ragtune's training defaults (dropout off, ``precision="auto"``; ``--dropout model`` and
-``--precision fp32`` change them): each
+ragtune's training defaults (the model's dropout, ``precision="auto"``, ``cpu_memory="reuse"``;
+``--dropout off``, ``--precision fp32`` and ``--cpu-memory`` change them): each
 configuration runs one full training step (encode, loss, backward, AdamW step) in a fresh
 subprocess, and the peak resident memory of that step is read from /proc/self/status (VmHWM,
 reset just before the step through /proc/self/clear_refs when the kernel allows it; otherwise
@@ -14,12 +14,12 @@ Run (a few minutes on 2 CPU cores; the batch-1024 step dominates):
     python benchmarks/gradcache_memory.py --data ../shared/data/scifact \\
         --out benchmarks/results/gradcache_memory.json
 
-Peak RSS also counts memory that glibc malloc keeps after freeing it: mini-batches of varying
-shape fragment the heap, so under glibc's default policy GradCache's peak creeps up with the
-number of mini-batches although nothing it holds does. ``TrainConfig.release_memory`` fixes the
-mmap threshold at 1 MiB (ragtune.train.memory), at a large cost in speed; ``--allocator`` runs
-glibc's default (``default``, as ragtune trains by default), the fixed threshold for the
-GradCache configurations only (``cached``) or for every configuration (``fixed``).
+Peak RSS also counts memory that glibc malloc keeps after freeing it. ``--cpu-memory`` runs every
+configuration under one of ragtune's CPU memory policies (``TrainConfig.cpu_memory``,
+ragtune.train.memory): ``reuse`` (ragtune's default: freed blocks are kept for reuse, no page
+faults), ``system`` (glibc's own policy: mini-batches of varying shape fragment the heap, so
+GradCache's peak creeps up with their number) or ``release`` (a fixed 1 MiB mmap threshold:
+freed blocks go back to the OS at once, lowest peak, slowest step).
 
 Without --data the texts are generated sentences of realistic length (short queries, passages
 of ~200 words, so most are truncated at 256 tokens like real abstracts).
@@ -104,18 +104,16 @@ def run_one(args: argparse.Namespace) -> dict[str, object]:
     from ragtune.model.encoder import Encoder
     from ragtune.model.precision import autocast_dtype
     from ragtune.model.resolve import DEFAULT_MODEL
-    from ragtune.train.memory import return_large_blocks_to_os
+    from ragtune.train.memory import apply_policy
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    # "cached": what train() does with TrainConfig.release_memory=True and GradCache
-    release = args.allocator == "fixed" or (args.allocator == "cached" and args.mini_batch > 0)
-    released = return_large_blocks_to_os() if release else False
+    applied = apply_policy(args.cpu_memory)  # what train() does with TrainConfig.cpu_memory
     torch.manual_seed(0)
     n = args.batch
     pairs = beir_pairs(Path(args.data), n) if args.data else synthetic_pairs(n)
     encoder = Encoder.load(DEFAULT_MODEL, max_seq_length=args.max_length).train()
-    if args.dropout == "off":  # ragtune's training default (TrainConfig)
+    if args.dropout == "off":  # TrainConfig attention_dropout=0, hidden_dropout=0
         encoder.set_attention_dropout(0.0)
         encoder.set_hidden_dropout(0.0)
     autocast = autocast_dtype(args.precision, encoder.device, training=True)
@@ -152,7 +150,8 @@ def run_one(args: argparse.Namespace) -> dict[str, object]:
         "mini_batch": args.mini_batch or None,
         "dropout": args.dropout,
         "precision": "fp32" if autocast is None else str(autocast),
-        "fixed_mmap_threshold": released,
+        "cpu_memory": args.cpu_memory,
+        "policy_applied": applied,
         "passage_tokens": int(texts["positive"]["attention_mask"].sum(1).float().mean()),
         "baseline_rss_mb": round(baseline_kb / mb, 1) if baseline_kb else None,
         "step_peak_rss_mb": round(peak_kb / mb, 1) if (peak_kb and reset) else None,
@@ -173,7 +172,7 @@ def child_command(config: str, args: argparse.Namespace) -> list[str]:
     cmd = [sys.executable, __file__, "--child", "--batch", str(batch), "--mini-batch", str(mini)]
     cmd += ["--max-length", str(args.max_length), "--threads", str(args.threads)]
     cmd += ["--dropout", args.dropout, "--precision", args.precision]
-    cmd += ["--allocator", args.allocator]
+    cmd += ["--cpu-memory", args.cpu_memory]
     if args.data:
         cmd += ["--data", str(Path(args.data).resolve())]
     return cmd
@@ -187,9 +186,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     parser.add_argument(
         "--dropout",
-        choices=("off", "model"),
-        default="off",
-        help="off: ragtune's training default; model: the model's own 0.1 (math attention path)",
+        choices=("model", "off"),
+        default="model",
+        help="model: the model's own 0.1 (ragtune's training default); off: no dropout",
     )
     parser.add_argument(
         "--precision",
@@ -203,11 +202,10 @@ def main() -> None:
         help=f"uncached:BATCH or cached:BATCH:MINI_BATCH, repeatable (default {DEFAULT_CONFIGS})",
     )
     parser.add_argument(
-        "--allocator",
-        choices=("default", "cached", "fixed"),
-        default="default",
-        help="default: glibc's own (ragtune's default); cached: a fixed 1 MiB mmap threshold "
-        "for GradCache configs only (TrainConfig.release_memory=True); fixed: for every config",
+        "--cpu-memory",
+        choices=("reuse", "system", "release"),
+        default="reuse",
+        help="TrainConfig.cpu_memory for every config (reuse: ragtune's default)",
     )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=32, help=argparse.SUPPRESS)
@@ -239,7 +237,7 @@ def main() -> None:
         "step": "encode + loss + backward + AdamW step, one step (no warm-up)",
         "dropout": args.dropout,
         "precision": args.precision,
-        "allocator": args.allocator,
+        "cpu_memory": args.cpu_memory,
         "data": Path(args.data).name if args.data else "synthetic",
         "max_length": args.max_length,
         "cpu_model": common.cpu_info()["model"],

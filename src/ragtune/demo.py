@@ -47,7 +47,6 @@ class DemoConfig:
     batch_size: int = 32
     epochs: int = 1
     learning_rate: float = 5e-5
-    attention_dropout: float = 0.0
     max_train: int | None = None
     seed: int = 42
     questions: tuple[str, ...] = QUESTIONS
@@ -107,7 +106,6 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
             "learning_rate": cfg.learning_rate,
             "seed": cfg.seed,
             "max_seq_length": cfg.max_seq_length,
-            "attention_dropout": cfg.attention_dropout,
             "save_steps": 10_000,
             "log_steps": 5,
             **cfg.train_overrides,

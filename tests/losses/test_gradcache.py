@@ -7,18 +7,25 @@ import torch
 from transformers import BertModel
 
 from ragtune.losses import CosineSimilarityLoss, GradCache, InfoNCELoss, LossError, MatryoshkaLoss
+from ragtune.model.attention import use_fp32_cpu_attention
+from ragtune.model.dropout import use_fast_cpu_dropout
 from tests.conftest import tiny_bert as make_bert
 
 B, N = 6, 2  # 6 queries, 6 positives, 12 hard negatives
 
 
-def tiny_bert(dropout: float = 0.0) -> BertModel:
-    return make_bert(
+def tiny_bert(dropout: float = 0.0, fast_cpu: bool = False) -> BertModel:
+    """``fast_cpu``: ragtune's CPU attention and dropout (cheap masks), as Encoder sets them up."""
+    model = make_bert(
         100,
         max_position_embeddings=64,
         hidden_dropout_prob=dropout,
         attention_probs_dropout_prob=dropout,
     )
+    if fast_cpu:
+        assert use_fp32_cpu_attention(model)
+        assert use_fast_cpu_dropout(model) > 0
+    return model
 
 
 def mean_pooling_embed(model: BertModel):
@@ -121,8 +128,9 @@ def test_loss_scale_scales_the_gradients_and_labels_pass_through():
     assert_same_gradients(grads(model), want)
 
 
-def test_dropout_masks_replay_so_re_encoded_embeddings_equal_the_cached_ones():
-    model = tiny_bert(dropout=0.3).train()
+@pytest.mark.parametrize("fast_cpu", [False, True], ids=["torch-dropout", "fast-cpu-dropout"])
+def test_dropout_masks_replay_so_re_encoded_embeddings_equal_the_cached_ones(fast_cpu):
+    model = tiny_bert(dropout=0.3, fast_cpu=fast_cpu).train()
     embed = mean_pooling_embed(model)
     texts = batch()
     one = {k: v[:2] for k, v in texts["query"].items()}
@@ -146,12 +154,13 @@ def test_dropout_masks_replay_so_re_encoded_embeddings_equal_the_cached_ones():
     assert max(widths) <= 10 < 16  # padding beyond each mini-batch's longest text was trimmed
 
 
-def test_with_dropout_the_gradient_equals_the_plain_step_under_the_same_rng():
+@pytest.mark.parametrize("fast_cpu", [False, True], ids=["torch-dropout", "fast-cpu-dropout"])
+def test_with_dropout_the_gradient_equals_the_plain_step_under_the_same_rng(fast_cpu):
     # The plain step encodes chunk by chunk in the same order from the same seed, so it draws
     # the same dropout masks as GradCache's first pass; equal gradients then show that the second
     # pass replayed them. trim_padding is off because a shorter tensor draws a different mask.
     texts, reshape = batch(), {"negatives": (B, N)}
-    model = tiny_bert(dropout=0.3).train()
+    model = tiny_bert(dropout=0.3, fast_cpu=fast_cpu).train()
     torch.manual_seed(123)
     want_loss = plain_step(model, InfoNCELoss(), texts, reshape=reshape, chunk=4)
     want, rng_after_plain = grads(model), torch.get_rng_state()

@@ -1,4 +1,4 @@
-"""Freed activations go back to the OS when a CPU run asks for it (release_memory)."""
+"""A CPU training run chooses what happens to freed activation memory (TrainConfig.cpu_memory)."""
 
 from __future__ import annotations
 
@@ -8,37 +8,82 @@ import sys
 import pytest
 
 from ragtune.config import load_config
+from ragtune.errors import RagtuneError
 from ragtune.train import TrainConfig, memory, train
 
-
-@pytest.mark.skipif(
+glibc_only = pytest.mark.skipif(
     not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
-    reason="mallopt's mmap threshold is a glibc setting",
+    reason="mallopt's thresholds are glibc settings",
 )
-def test_glibc_accepts_a_fixed_mmap_threshold():
-    assert memory.return_large_blocks_to_os() is True
+
+
+@glibc_only
+@pytest.mark.parametrize("policy", ["reuse", "release"])
+def test_glibc_accepts_each_policy_and_its_restoration(policy):
+    with memory.cpu_memory_policy(policy) as changed:
+        assert changed is True
+    assert memory.restore_system_policy() is True
+
+
+@glibc_only
+def test_reused_memory_is_not_page_faulted_again():
+    """The point of ``reuse``: a freed 64 MiB block comes back without touching the kernel."""
+    import resource
+
+    import torch
+
+    def faults_for_ten_allocations() -> int:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(10):
+            torch.ones(16 * 1024 * 1024)  # 64 MiB, freed at once
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    with memory.cpu_memory_policy("system"):
+        faults_for_ten_allocations()
+        system = faults_for_ten_allocations()
+    with memory.cpu_memory_policy("reuse"):
+        faults_for_ten_allocations()  # the first allocation grows the heap once
+        reuse = faults_for_ten_allocations()
+    assert system > 10 * 16_000 / 2  # 4 KiB pages: ~16k faults per block under mmap
+    assert reuse < system / 10
 
 
 def test_other_platforms_are_left_alone(monkeypatch):
     monkeypatch.setattr(memory.sys, "platform", "darwin")
-    assert memory.return_large_blocks_to_os() is False
+    for policy in memory.CPU_MEMORY_POLICIES:
+        with memory.cpu_memory_policy(policy) as changed:
+            assert changed is False
+
+
+def test_an_unknown_policy_is_refused():
+    with pytest.raises(ValueError, match="cpu_memory must be one of reuse, release, system"):
+        memory.apply_policy("forget")
 
 
 @pytest.mark.parametrize(
-    ("loss", "release_memory", "expected"),
-    [
-        ({"name": "infonce", "cache_mini_batch_size": 4}, False, False),  # off by default
-        ({"name": "infonce", "cache_mini_batch_size": 4}, True, True),  # asked for
-        ({"name": "infonce"}, True, True),
-    ],
+    ("cpu_memory", "expected"),
+    [(None, "reuse"), ("release", "release"), ("system", "system")],
 )
-def test_train_fixes_the_threshold_when_asked(
-    monkeypatch, tmp_path, tiny_model_dir, pairs_file, loss, release_memory, expected
+def test_train_runs_under_the_configured_policy_and_restores_it(
+    monkeypatch, tmp_path, tiny_model_dir, pairs_file, cpu_memory, expected
 ):
     from ragtune.train import loop
 
-    calls: list[bool] = []
-    monkeypatch.setattr(loop, "return_large_blocks_to_os", lambda: calls.append(True) or True)
+    events: list[str] = []
+
+    def fake_policy(policy):
+        from contextlib import contextmanager
+
+        @contextmanager
+        def run():
+            events.append(policy)
+            yield True
+            events.append("restored")
+
+        return run()
+
+    monkeypatch.setattr(loop, "cpu_memory_policy", fake_policy)
+    overrides = {} if cpu_memory is None else {"cpu_memory": cpu_memory}
     cfg = load_config(
         TrainConfig,
         None,
@@ -49,8 +94,12 @@ def test_train_fixes_the_threshold_when_asked(
         batch_size=8,
         max_steps=1,
         dev_fraction=0.0,
-        loss=loss,
-        release_memory=release_memory,
+        **overrides,
     )
     train(cfg)
-    assert bool(calls) is expected
+    assert events == [expected, "restored"]
+
+
+def test_a_misspelt_policy_is_a_config_error(tmp_path):
+    with pytest.raises(RagtuneError, match="cpu_memory"):
+        load_config(TrainConfig, None, (), output=str(tmp_path), cpu_memory="forget")

@@ -6,6 +6,11 @@ CPU flash-attention kernels are not: measured on a 2-core AVX512-BF16 EPYC (Mini
 in fp32 also keeps the softmax at full precision. On CUDA, and whenever the inputs are already
 fp32, this is exactly Hugging Face's ``sdpa`` attention.
 
+With attention-probability dropout in training on CPU, PyTorch's SDPA takes its unfused math path
+and draws the mask with ``bernoulli_``; here the same math runs with :mod:`ragtune.model.dropout`'s
+cheaper masks, and the 1/(1-p) rescaling is applied to the values (L x head_dim) rather than to
+the L x L probabilities.
+
 The function is registered with transformers' attention interface under :data:`NAME`; the padding
 mask is built the same way as for ``sdpa``. Only the in-memory config changes: saved folders
 keep no attention setting, so any loader reads them as before.
@@ -31,6 +36,8 @@ def _attention(
 ) -> tuple[torch.Tensor, Any]:
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
+    if _takes_dropout_path(module, query, kwargs):
+        return _attention_with_dropout(query, key, value, attention_mask, **kwargs)
     if query.device.type != "cpu" or query.dtype == torch.float32:
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     dtype = query.dtype
@@ -41,6 +48,51 @@ def _attention(
             module, query.float(), key.float(), value.float(), attention_mask, **kwargs
         )
     return out.to(dtype), weights
+
+
+def _takes_dropout_path(module: torch.nn.Module, query: torch.Tensor, kwargs: Any) -> bool:
+    """CPU training with dropout on a plain encoder attention (no GQA, bias, cache or causality)."""
+    if query.device.type != "cpu" or not kwargs.get("dropout"):
+        return False
+    if kwargs.get("is_causal") or getattr(module, "is_causal", False):
+        return False
+    if getattr(module, "num_key_value_groups", 1) > 1:
+        return False
+    plain = {"dropout", "scaling", "is_causal"}
+    return all(v is None or v is False for k, v in kwargs.items() if k not in plain)
+
+
+def _attention_with_dropout(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float,
+    scaling: float | None = None,
+    **_: Any,
+) -> tuple[torch.Tensor, None]:
+    """softmax(q k^T * scaling + mask) with dropout, times v, in fp32: SDPA's math path."""
+    from .dropout import drop_unscaled, keep_scale
+
+    dtype = query.dtype
+    scaling = query.shape[-1] ** -0.5 if scaling is None else scaling
+    with torch.autocast("cpu", enabled=False):
+        scores = torch.matmul(query.float() * scaling, key.float().transpose(-1, -2))
+        if attention_mask is not None:
+            # added in place: its backward is the identity, so no pass over L x L in backward
+            scores.add_(_additive(attention_mask))
+        probs = drop_unscaled(torch.softmax(scores, dim=-1), dropout)
+        out = torch.matmul(probs, value.float() * keep_scale(dropout))
+    return out.transpose(1, 2).contiguous().to(dtype), None
+
+
+def _additive(mask: torch.Tensor) -> torch.Tensor:
+    """An fp32 mask to add to the scores: 0 where attending, else the fp32 minimum (bool masks)."""
+    if mask.dtype != torch.bool:
+        return mask.float()
+    return torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill_(
+        ~mask, torch.finfo(torch.float32).min
+    )
 
 
 def _register() -> None:

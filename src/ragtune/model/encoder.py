@@ -25,6 +25,7 @@ from ragtune.errors import RagtuneError
 from ragtune.io import atomic_dir
 from ragtune.model.attention import use_fp32_cpu_attention
 from ragtune.model.batches import length_sorted_batches
+from ragtune.model.dropout import use_fast_cpu_dropout
 from ragtune.model.fused import FusedForward, unsupported_reason
 from ragtune.model.pooling import pool
 from ragtune.model.precision import Precision, autocast_dtype
@@ -60,6 +61,7 @@ class Encoder(nn.Module):
             tokenizer.pad_token = tokenizer.eos_token  # decoder models ship without one
         # Same as sdpa, except that attention stays fp32 under CPU bf16 autocast (faster there).
         use_fp32_cpu_attention(backbone)
+        use_fast_cpu_dropout(backbone)
         self.fused_inference = True
         """fp32 CPU encoding through oneDNN-fused layers where the architecture allows it
         (model/fused.py); set False to always run the Hugging Face forward."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from ragtune.losses.config import LossConfig
 from ragtune.model.precision import Precision
 from ragtune.model.resolve import DEFAULT_MODEL
+from ragtune.train.memory import CpuMemory
 from ragtune.train.schedule import ScheduleName
 
 
@@ -39,14 +40,15 @@ class TrainConfig:
     max_seq_length: int | None = None
     query_prompt: str | None = None
     document_prompt: str | None = None
-    attention_dropout: float | None = 0.0
-    """Attention-probability dropout; None keeps the model's. 0 (the default) lets PyTorch use
-    fused attention on CPU."""
-    hidden_dropout: float | None = 0.0
-    """Every other dropout; None keeps the model's. Off by default: on CPU drawing the masks
-    costs more than the matmuls (training 2.3x faster without). SciFact quality (one epoch, 3
-    seeds; BENCHMARKS.md 1b): higher than with dropout on a GPU, 0.004 below ST's dropout-on
-    default on a 2-core CPU."""
+    attention_dropout: float | None = None
+    """Attention-probability dropout; None (the default) keeps the model's (0.1 for MiniLM). On CPU
+    it runs through ragtune's math attention with cheap masks (model/attention.py); 0 lets PyTorch
+    use fused attention instead: a MiniLM step ~1.3x faster (BENCHMARKS.md 1)."""
+    hidden_dropout: float | None = None
+    """Every other dropout; None (the default) keeps the model's. 0 with attention_dropout 0 turns
+    dropout off: ~1.3x faster on CPU, but one epoch on SciFact scored 0.0036 below
+    sentence-transformers' dropout-on default on a 2-core CPU (3 seeds; higher on a GPU), so
+    the model's dropout stays the default (BENCHMARKS.md 1b)."""
 
     # --- the loss
     loss: LossConfig = field(default_factory=LossConfig)
@@ -68,10 +70,11 @@ class TrainConfig:
     """auto: bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16 or AMX), where a
     MiniLM step runs ~1.7x faster at equal quality (BENCHMARKS.md); fp32 on other CPUs, where bf16
     is emulated and several times slower. Encoding and evaluation stay fp32 on CPU."""
-    release_memory: bool = False
-    """Return freed activations to the OS on CPU (glibc: fixed 1 MiB mmap threshold). Lowers
-    GradCache's peak memory (batch 1024: 1.07x instead of 1.28x a plain batch of 32) but makes
-    its steps ~1.6x slower (page faults), so it is off unless memory is what limits you."""
+    cpu_memory: CpuMemory = "reuse"
+    """What a CPU run does with freed activation memory (glibc; train/memory.py). reuse: keep it
+    for the next step instead of unmapping it (no page faults: a MiniLM step 1.07x faster with
+    dropout off, 1.75x with the model's dropout); release: give it back at once (lowest peak,
+    slowest steps; for GradCache when memory is what limits you); system: glibc's own policy."""
     gradient_checkpointing: bool = False
     group_by_length: bool = False
     seed: int = 42

@@ -35,7 +35,7 @@ from ragtune.train.checkpoint import (
 from ragtune.train.config import TrainConfig
 from ragtune.train.data import load_run_data
 from ragtune.train.logs import RunLogger
-from ragtune.train.memory import return_large_blocks_to_os
+from ragtune.train.memory import cpu_memory_policy
 from ragtune.train.publish import publish, write_run_files
 from ragtune.train.schedule import build_optimizer, build_scheduler
 from ragtune.train.subbatch import embed_by_length
@@ -68,7 +68,22 @@ def train(
     dev: EvalSet | None = None,
     encoder: Encoder | None = None,
 ) -> TrainResult:
-    """Run one training job as configured; returns where the model went and how it scored."""
+    """Run one training job as configured; returns where the model went and how it scored.
+
+    On CPU the process's malloc policy is ``cfg.cpu_memory`` while it runs (train/memory.py).
+    """
+    on_cpu = encoder.device.type == "cpu" if encoder is not None else not torch.cuda.is_available()
+    with cpu_memory_policy(cfg.cpu_memory if on_cpu else "system"):
+        return _train(cfg, examples=examples, dev=dev, encoder=encoder)
+
+
+def _train(
+    cfg: TrainConfig,
+    *,
+    examples: list[Example] | list[LabelledPair] | None,
+    dev: EvalSet | None,
+    encoder: Encoder | None,
+) -> TrainResult:
     rank, world = dist_utils.setup()
     is_main = rank == 0
     if cfg.threads:
@@ -126,8 +141,6 @@ def train(
             "GradCache with several processes is not supported yet: use one "
             "process with a large batch, or several without cache_mini_batch_size"
         )
-    if cfg.release_memory and device.type == "cpu":
-        return_large_blocks_to_os()
     pad_id = encoder.tokenizer.pad_token_id or 0
 
     model: torch.nn.Module = encoder

@@ -1,14 +1,24 @@
-"""Give freed activation memory back to the operating system during CPU training.
+"""How a CPU training process hands memory back and forth with the C library (glibc).
 
-Why: PyTorch's CPU tensors come from the C library's malloc. glibc serves a large block from
-its heap once a block of that size has been freed (its mmap threshold grows up to 32 MiB), and
-memory freed inside the heap mostly stays with the process. GradCache encodes many mini-batches
-of different shapes, so the heap fragments and peak RSS creeps up with the number of
-mini-batches although nothing GradCache holds grows. Measured on MiniLM (batch 1024 in
-mini-batches of 32 against a plain batch of 32, benchmarks/gradcache_memory.py): 1.28x the peak
-with glibc's policy, 1.07x with a fixed 1 MiB threshold, but the GradCache step took 170 s
-instead of 105 s (freed blocks are unmapped, so every new one page-faults). Hence opt-in:
-``TrainConfig.release_memory``.
+Why: PyTorch's CPU tensors come from malloc. glibc serves blocks above its mmap threshold (at
+most 32 MiB) with a fresh ``mmap`` and unmaps them on free, so every large activation of every
+step (a batch of 32 x 256 tokens makes many 50-100 MB tensors, the L x L attention
+probabilities of the math path among them) is page-faulted in again, one 4 KiB page at a time.
+Measured on a 2-core EPYC: a softmax over a 100 MB tensor took 37.5 ms that way and 10.0 ms
+with the memory reused; a MiniLM training step with the model's dropout ran 1.75x faster,
+dropout off 1.07x (benchmarks/train_throughput.py, BENCHMARKS.md).
+
+Policies (``TrainConfig.cpu_memory``):
+
+- ``reuse`` (default): no mmap for large blocks and no trimming while training, so freed
+  activations are reused by the next step. glibc's policy is restored, and the free memory
+  returned to the OS, when training ends.
+- ``release``: a fixed 1 MiB mmap threshold, so freed blocks always go back to the OS. GradCache
+  encodes many mini-batches of different shapes; with glibc's policy the heap fragments and
+  peak RSS creeps up. Lowest peak memory, slowest steps (every large block page-faults).
+- ``system``: leave glibc's own policy alone.
+
+Elsewhere than glibc (macOS, Windows, musl) nothing is changed.
 """
 
 from __future__ import annotations
@@ -16,24 +26,90 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
 
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
+CpuMemory = Literal["reuse", "release", "system"]
+CPU_MEMORY_POLICIES: tuple[str, ...] = ("reuse", "release", "system")
+
+# glibc's mallopt parameter numbers and defaults (malloc.h, mallopt(3))
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_M_MMAP_MAX = -4
+_DEFAULT_TRIM_THRESHOLD = 128 * 1024
+_DEFAULT_MMAP_THRESHOLD = 128 * 1024
+_DEFAULT_MMAP_MAX = 65536
+_KEEP_ALL = 2**31 - 1
 DEFAULT_THRESHOLD = 1 << 20
+
+
+def _libc() -> Any | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.mallopt.restype = ctypes.c_int
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        libc.malloc_trim.restype = ctypes.c_int
+    except (OSError, AttributeError):
+        return None
+    return libc
 
 
 def return_large_blocks_to_os(threshold: int = DEFAULT_THRESHOLD) -> bool:
     """Serve blocks of ``threshold`` bytes or more with mmap, so freeing them unmaps them.
 
-    A fixed threshold also stops glibc from raising it. Returns False where this is not glibc
-    (macOS, Windows, musl): there it does nothing.
+    A fixed threshold also stops glibc from raising it. Returns False where this is not glibc.
     """
-    if not sys.platform.startswith("linux"):
+    libc = _libc()
+    return bool(libc and libc.mallopt(_M_MMAP_THRESHOLD, int(threshold)))
+
+
+def keep_freed_blocks() -> bool:
+    """Serve every block from the heap and never trim it, so freed memory is reused in place."""
+    libc = _libc()
+    if libc is None:
         return False
+    return bool(libc.mallopt(_M_MMAP_MAX, 0) and libc.mallopt(_M_TRIM_THRESHOLD, _KEEP_ALL))
+
+
+def restore_system_policy() -> bool:
+    """glibc's default thresholds again, and the heap's free memory back to the OS."""
+    libc = _libc()
+    if libc is None:
+        return False
+    ok = all(
+        libc.mallopt(param, value)
+        for param, value in (
+            (_M_MMAP_MAX, _DEFAULT_MMAP_MAX),
+            (_M_MMAP_THRESHOLD, _DEFAULT_MMAP_THRESHOLD),
+            (_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD),
+        )
+    )
+    libc.malloc_trim(0)
+    return ok
+
+
+def apply_policy(policy: str) -> bool:
+    """Switch to ``policy`` for this process; returns whether anything was changed."""
+    if policy not in CPU_MEMORY_POLICIES:
+        choices = ", ".join(CPU_MEMORY_POLICIES)
+        raise ValueError(f"cpu_memory must be one of {choices}, not {policy!r}")
+    if policy == "reuse":
+        return keep_freed_blocks()
+    if policy == "release":
+        return return_large_blocks_to_os()
+    return False
+
+
+@contextmanager
+def cpu_memory_policy(policy: str) -> Iterator[bool]:
+    """Run a block under ``policy``; glibc's policy is restored afterwards if it was changed."""
+    changed = apply_policy(policy)
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, int(threshold)))
+        yield changed
+    finally:
+        if changed:
+            restore_system_policy()
