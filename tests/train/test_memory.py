@@ -48,6 +48,24 @@ def test_reused_memory_is_not_page_faulted_again():
     assert reuse < system / 10
 
 
+@glibc_only
+def test_after_a_run_blocks_up_to_32_mib_are_reused_as_under_glibcs_own_policy():
+    """Restoring must not leave glibc's start threshold (128 KiB): every later activation
+    would be mmapped and page-faulted in (an evaluation after training ran 3x slower)."""
+    import resource
+
+    import torch
+
+    with memory.cpu_memory_policy("reuse"):
+        pass
+    torch.ones(2 * 1024 * 1024)  # 8 MiB
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(10):
+        torch.ones(2 * 1024 * 1024)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    assert faults < 10 * 2048 / 10  # mmapped, each block would fault its 2,048 pages
+
+
 def test_other_platforms_are_left_alone(monkeypatch):
     monkeypatch.setattr(memory.sys, "platform", "darwin")
     for policy in memory.CPU_MEMORY_POLICIES:

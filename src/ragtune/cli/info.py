@@ -20,12 +20,13 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Show layers, dimensions, pooling, normalisation, prompts, max length and parameters,
-    and how this machine runs the model (fused CPU encoding, training precision)."""
+    and how this machine runs the model (fused CPU encoding, training precision and memory)."""
     import torch
 
     from ragtune.model import Encoder
     from ragtune.model.fused import unsupported_reason
     from ragtune.model.precision import autocast_dtype
+    from ragtune.train import memory
 
     encoder = Encoder.load(model, device="cpu")
     details = encoder.describe()
@@ -35,6 +36,11 @@ def info(
         details["fused_cpu_inference"] = "yes" if reason is None else f"no: {reason}"
     cpu_auto = autocast_dtype("auto", torch.device("cpu"), training=True)
     details["cpu_training_precision"] = "bf16 autocast" if cpu_auto else "fp32"
+    details["cpu_training_memory"] = (
+        "reuse (glibc: freed activations kept for the next step)"
+        if memory.adjustable()
+        else "system (not glibc: left to the C library)"
+    )
     if as_json:
         print_json(details)
     else:

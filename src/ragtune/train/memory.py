@@ -37,8 +37,12 @@ CPU_MEMORY_POLICIES: tuple[str, ...] = ("reuse", "release", "system")
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _M_MMAP_MAX = -4
-_DEFAULT_TRIM_THRESHOLD = 128 * 1024
-_DEFAULT_MMAP_THRESHOLD = 128 * 1024
+# After any mallopt call glibc stops adapting its thresholds, so "restoring" sets them where its
+# own adaptation ends up once large blocks have been freed: mmap threshold 32 MiB (its maximum on
+# 64-bit), trim threshold twice that. glibc's start values (128 KiB) would mmap, and page-fault,
+# every activation of a later evaluation.
+_ADAPTED_MMAP_THRESHOLD = 32 * 1024 * 1024
+_ADAPTED_TRIM_THRESHOLD = 2 * _ADAPTED_MMAP_THRESHOLD
 _DEFAULT_MMAP_MAX = 65536
 _KEEP_ALL = 2**31 - 1
 DEFAULT_THRESHOLD = 1 << 20
@@ -56,6 +60,11 @@ def _libc() -> Any | None:
     except (OSError, AttributeError):
         return None
     return libc
+
+
+def adjustable() -> bool:
+    """Whether this process's C library takes these policies (glibc on Linux)."""
+    return _libc() is not None
 
 
 def return_large_blocks_to_os(threshold: int = DEFAULT_THRESHOLD) -> bool:
@@ -76,7 +85,7 @@ def keep_freed_blocks() -> bool:
 
 
 def restore_system_policy() -> bool:
-    """glibc's default thresholds again, and the heap's free memory back to the OS."""
+    """glibc's thresholds as its own policy leaves them, and the heap's free memory to the OS."""
     libc = _libc()
     if libc is None:
         return False
@@ -84,8 +93,8 @@ def restore_system_policy() -> bool:
         libc.mallopt(param, value)
         for param, value in (
             (_M_MMAP_MAX, _DEFAULT_MMAP_MAX),
-            (_M_MMAP_THRESHOLD, _DEFAULT_MMAP_THRESHOLD),
-            (_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD),
+            (_M_MMAP_THRESHOLD, _ADAPTED_MMAP_THRESHOLD),
+            (_M_TRIM_THRESHOLD, _ADAPTED_TRIM_THRESHOLD),
         )
     )
     libc.malloc_trim(0)
