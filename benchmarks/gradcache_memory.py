@@ -133,7 +133,10 @@ def run_one(args: argparse.Namespace) -> dict[str, object]:
 
     start = time.perf_counter()
     if args.mini_batch:
-        loss = GradCache(loss_fn, mini_batch_size=args.mini_batch).forward_backward(embed, texts)
+        grad_cache = GradCache(
+            loss_fn, mini_batch_size=args.mini_batch, pad_multiple=args.pad_multiple
+        )
+        loss = grad_cache.forward_backward(embed, texts)
     else:
         loss = loss_fn(query=embed(texts["query"]), positive=embed(texts["positive"]))
         loss.backward()
@@ -151,6 +154,7 @@ def run_one(args: argparse.Namespace) -> dict[str, object]:
         "dropout": args.dropout,
         "precision": "fp32" if autocast is None else str(autocast),
         "cpu_memory": args.cpu_memory,
+        "pad_multiple": args.pad_multiple if args.mini_batch else None,
         "policy_applied": applied,
         "passage_tokens": int(texts["positive"]["attention_mask"].sum(1).float().mean()),
         "baseline_rss_mb": round(baseline_kb / mb, 1) if baseline_kb else None,
@@ -173,6 +177,7 @@ def child_command(config: str, args: argparse.Namespace) -> list[str]:
     cmd += ["--max-length", str(args.max_length), "--threads", str(args.threads)]
     cmd += ["--dropout", args.dropout, "--precision", args.precision]
     cmd += ["--cpu-memory", args.cpu_memory]
+    cmd += ["--pad-multiple", str(args.pad_multiple)]
     if args.data:
         cmd += ["--data", str(Path(args.data).resolve())]
     return cmd
@@ -206,6 +211,13 @@ def main() -> None:
         choices=("reuse", "system", "release"),
         default="reuse",
         help="TrainConfig.cpu_memory for every config (reuse: ragtune's default)",
+    )
+    parser.add_argument(
+        "--pad-multiple",
+        type=int,
+        default=64,
+        help="GradCache rounds each mini-batch's trimmed length up to this multiple (default 64, "
+        "GradCache's own; 1 = each mini-batch's longest text)",
     )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=32, help=argparse.SUPPRESS)

@@ -7,6 +7,7 @@ import torch
 from transformers import BertModel
 
 from ragtune.losses import CosineSimilarityLoss, GradCache, InfoNCELoss, LossError, MatryoshkaLoss
+from ragtune.losses.gradcache import trim_padding
 from ragtune.model.attention import use_fp32_cpu_attention
 from ragtune.model.dropout import use_fast_cpu_dropout
 from tests.conftest import tiny_bert as make_bert
@@ -88,16 +89,16 @@ def assert_same_gradients(got: dict[str, torch.Tensor], want: dict[str, torch.Te
 
 
 @pytest.mark.parametrize(
-    ("loss_fn", "mini_batch_size", "masked"),
+    ("loss_fn", "mini_batch_size", "pad_multiple", "masked"),
     # examples 0 and 3 share a positive: masked in each other's row (twice more if symmetric)
     [
-        (InfoNCELoss(), 4, 2.0),  # 4 does not divide the 6 queries
-        (InfoNCELoss(symmetric=True), 5, 4.0),
-        (MatryoshkaLoss(InfoNCELoss(), dims=(32, 16, 8)), 4, 2.0),
+        (InfoNCELoss(), 4, 1, 2.0),  # 4 does not divide the 6 queries; trimmed to the longest
+        (InfoNCELoss(symmetric=True), 5, 4, 4.0),  # trimmed lengths rounded up to 4 tokens
+        (MatryoshkaLoss(InfoNCELoss(), dims=(32, 16, 8)), 4, 64, 2.0),  # default: all kept
     ],
     ids=["infonce", "infonce-symmetric-mb5", "matryoshka-infonce"],
 )
-def test_equals_the_full_batch_loss_and_gradients(loss_fn, mini_batch_size, masked):
+def test_equals_the_full_batch_loss_and_gradients(loss_fn, mini_batch_size, pad_multiple, masked):
     texts = batch()
     reshape = {"negatives": (B, N)}
     extra = {"positive_ids": torch.tensor([0, 1, 2, 0, 3, 4])}
@@ -106,7 +107,7 @@ def test_equals_the_full_batch_loss_and_gradients(loss_fn, mini_batch_size, mask
     want_loss = plain_step(model, loss_fn, texts, extra, reshape)
     want = grads(model)
     model.zero_grad()
-    gc = GradCache(loss_fn, mini_batch_size=mini_batch_size)
+    gc = GradCache(loss_fn, mini_batch_size=mini_batch_size, pad_multiple=pad_multiple)
     got_loss = gc.forward_backward(mean_pooling_embed(model), texts, extra=extra, reshape=reshape)
 
     assert not got_loss.requires_grad
@@ -145,7 +146,7 @@ def test_dropout_masks_replay_so_re_encoded_embeddings_equal_the_cached_ones(fas
         widths.append(features["input_ids"].size(1))
         return out
 
-    gc = GradCache(InfoNCELoss(), mini_batch_size=4)
+    gc = GradCache(InfoNCELoss(), mini_batch_size=4, pad_multiple=1)
     gc.forward_backward(recording_embed, texts, reshape={"negatives": (B, N)})
     # 2 + 2 + 3 mini-batches cached without grad, then the same 7 re-encoded with grad
     assert len(calls) == 14
@@ -174,10 +175,24 @@ def test_with_dropout_the_gradient_equals_the_plain_step_under_the_same_rng(fast
     assert torch.equal(torch.get_rng_state(), rng_after_plain)
 
 
+def test_trimmed_length_is_rounded_up_to_the_pad_multiple_but_never_past_the_input():
+    mask = torch.zeros(2, 20, dtype=torch.long)
+    mask[0, :5], mask[1, :9] = 1, 1  # the longest text has 9 tokens
+    features = {"input_ids": torch.arange(40).view(2, 20), "attention_mask": mask}
+
+    assert trim_padding(features)["input_ids"].shape == (2, 9)
+    assert trim_padding(features, multiple=8)["attention_mask"].shape == (2, 16)
+    assert trim_padding(features, multiple=64)["input_ids"].shape == (2, 20)
+    rounded = trim_padding(features, multiple=8)["input_ids"]
+    assert torch.equal(rounded, features["input_ids"][:, :16])
+
+
 def test_bad_arguments_raise():
     model = tiny_bert()
     with pytest.raises(LossError, match="mini_batch_size must be >= 1"):
         GradCache(InfoNCELoss(), mini_batch_size=0)
+    with pytest.raises(LossError, match="pad_multiple must be >= 1"):
+        GradCache(InfoNCELoss(), mini_batch_size=4, pad_multiple=0)
     gc = GradCache(InfoNCELoss(), mini_batch_size=4)
     with pytest.raises(LossError, match=r"cannot view 'negatives' with 12 rows as \(6, 3, D\)"):
         gc.forward_backward(mean_pooling_embed(model), batch(), reshape={"negatives": (B, 3)})

@@ -50,20 +50,25 @@ def test_reused_memory_is_not_page_faulted_again():
 
 @glibc_only
 def test_after_a_run_blocks_up_to_32_mib_are_reused_as_under_glibcs_own_policy():
-    """Restoring must not leave glibc's start threshold (128 KiB): every later activation
-    would be mmapped and page-faulted in (an evaluation after training ran 3x slower)."""
+    """Restoring must not leave glibc's start threshold (128 KiB) fixed: every later block above
+    it would be mmapped and page-faulted in again, for the rest of the process."""
     import resource
 
     import torch
 
     with memory.cpu_memory_policy("reuse"):
         pass
-    torch.ones(2 * 1024 * 1024)  # 8 MiB
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(10):
-        torch.ones(2 * 1024 * 1024)
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-    assert faults < 10 * 2048 / 10  # mmapped, each block would fault its 2,048 pages
+
+    def faults_for_ten_allocations() -> int:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(10):
+            torch.ones(2 * 1024 * 1024)  # 8 MiB: 2,048 pages
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    # Mmapped, every block faults all its 2,048 pages (20,480 per round). From the heap, a block
+    # only faults when the heap top was just trimmed, so the quietest of three rounds is near 0.
+    quietest = min(faults_for_ten_allocations() for _ in range(3))
+    assert quietest < 10 * 2048 / 4
 
 
 def test_other_platforms_are_left_alone(monkeypatch):

@@ -4,18 +4,19 @@ Why: PyTorch's CPU tensors come from malloc. glibc serves blocks above its mmap 
 most 32 MiB) with a fresh ``mmap`` and unmaps them on free, so every large activation of every
 step (a batch of 32 x 256 tokens makes many 50-100 MB tensors, the L x L attention
 probabilities of the math path among them) is page-faulted in again, one 4 KiB page at a time.
-Measured on a 2-core EPYC: a softmax over a 100 MB tensor took 37.5 ms that way and 10.0 ms
-with the memory reused; a MiniLM training step with the model's dropout ran 1.75x faster,
-dropout off 1.07x (benchmarks/train_throughput.py, BENCHMARKS.md).
+Measured on a 2-core EPYC: a softmax over a 100 MB tensor took 34.3 ms that way and 8.0 ms
+with the memory reused (benchmarks/cpu_kernels.py); a MiniLM training step with the model's
+dropout ran 1.75x faster, dropout off 1.07x (BENCHMARKS.md, section 1).
 
 Policies (``TrainConfig.cpu_memory``):
 
 - ``reuse`` (default): no mmap for large blocks and no trimming while training, so freed
   activations are reused by the next step. glibc's policy is restored, and the free memory
   returned to the OS, when training ends.
-- ``release``: a fixed 1 MiB mmap threshold, so freed blocks always go back to the OS. GradCache
-  encodes many mini-batches of different shapes; with glibc's policy the heap fragments and
-  peak RSS creeps up. Lowest peak memory, slowest steps (every large block page-faults).
+- ``release``: a fixed 1 MiB mmap threshold, so freed blocks always go back to the OS. Kept
+  blocks only serve requests that fit in them, so a heap that sees many shapes (GradCache's
+  mini-batches) grows past what is live at once; ``release`` has the lowest peak memory and the
+  slowest steps (every large block page-faults).
 - ``system``: leave glibc's own policy alone.
 
 Elsewhere than glibc (macOS, Windows, musl) nothing is changed.
@@ -39,8 +40,8 @@ _M_MMAP_THRESHOLD = -3
 _M_MMAP_MAX = -4
 # After any mallopt call glibc stops adapting its thresholds, so "restoring" sets them where its
 # own adaptation ends up once large blocks have been freed: mmap threshold 32 MiB (its maximum on
-# 64-bit), trim threshold twice that. glibc's start values (128 KiB) would mmap, and page-fault,
-# every activation of a later evaluation.
+# 64-bit), trim threshold twice that. glibc's start values (128 KiB), fixed, would mmap and
+# page-fault every later block above 128 KiB.
 _ADAPTED_MMAP_THRESHOLD = 32 * 1024 * 1024
 _ADAPTED_TRIM_THRESHOLD = 2 * _ADAPTED_MMAP_THRESHOLD
 _DEFAULT_MMAP_MAX = 65536
