@@ -43,12 +43,12 @@ class TrainConfig:
     attention_dropout: float | None = None
     """Attention-probability dropout; None (the default) keeps the model's (0.1 for MiniLM). On CPU
     it runs through ragtune's math attention with cheap masks (model/attention.py); 0 lets PyTorch
-    use fused attention instead: a MiniLM step ~1.3x faster (BENCHMARKS.md 1)."""
+    use fused attention instead: a MiniLM bf16 step ~1.2x faster (BENCHMARKS.md 1)."""
     hidden_dropout: float | None = None
     """Every other dropout; None (the default) keeps the model's. 0 with attention_dropout 0 turns
-    dropout off: ~1.3x faster on CPU, but one epoch on SciFact scored 0.0036 below
-    sentence-transformers' dropout-on default on a 2-core CPU (3 seeds; higher on a GPU), so
-    the model's dropout stays the default (BENCHMARKS.md 1b)."""
+    dropout off: a step ~1.3x faster on CPU, at the same one-epoch SciFact quality within seed
+    noise (BENCHMARKS.md 1b). The model's dropout stays the default because it is the recipe the
+    model was trained with and the one sentence-transformers users compare against."""
 
     # --- the loss
     loss: LossConfig = field(default_factory=LossConfig)

@@ -13,10 +13,10 @@ Policies (``TrainConfig.cpu_memory``):
 - ``reuse`` (default): no mmap for large blocks and no trimming while training, so freed
   activations are reused by the next step. glibc's policy is restored, and the free memory
   returned to the OS, when training ends.
-- ``release``: a fixed 1 MiB mmap threshold, so freed blocks always go back to the OS. Kept
-  blocks only serve requests that fit in them, so a heap that sees many shapes (GradCache's
-  mini-batches) grows past what is live at once; ``release`` has the lowest peak memory and the
-  slowest steps (every large block page-faults).
+- ``release``: a fixed 1 MiB mmap threshold, so freed blocks always go back to the OS: the lowest
+  peak memory and the slowest steps (every large block page-faults). For GradCache when memory
+  is what limits a run: under ``reuse`` a kept block only serves requests that fit in it, so a
+  heap that sees many shapes (GradCache's mini-batches) grows past what is live at once.
 - ``system``: leave glibc's own policy alone.
 
 Elsewhere than glibc (macOS, Windows, musl) nothing is changed.
