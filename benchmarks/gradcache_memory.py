@@ -133,11 +133,12 @@ def run_one(args: argparse.Namespace) -> dict[str, object]:
 
     start = time.perf_counter()
     if args.mini_batch:
-        grad_cache = GradCache(
-            loss_fn, mini_batch_size=args.mini_batch, pad_multiple=args.pad_multiple
-        )
+        rounding = {"pad_multiple": args.pad_multiple} if args.pad_multiple else {}
+        grad_cache = GradCache(loss_fn, mini_batch_size=args.mini_batch, **rounding)
+        pad_multiple: int | None = grad_cache.pad_multiple
         loss = grad_cache.forward_backward(embed, texts)
     else:
+        pad_multiple = None
         loss = loss_fn(query=embed(texts["query"]), positive=embed(texts["positive"]))
         loss.backward()
     optimizer.step()
@@ -154,7 +155,7 @@ def run_one(args: argparse.Namespace) -> dict[str, object]:
         "dropout": args.dropout,
         "precision": "fp32" if autocast is None else str(autocast),
         "cpu_memory": args.cpu_memory,
-        "pad_multiple": args.pad_multiple if args.mini_batch else None,
+        "pad_multiple": pad_multiple,
         "policy_applied": applied,
         "passage_tokens": int(texts["positive"]["attention_mask"].sum(1).float().mean()),
         "baseline_rss_mb": round(baseline_kb / mb, 1) if baseline_kb else None,
@@ -177,7 +178,7 @@ def child_command(config: str, args: argparse.Namespace) -> list[str]:
     cmd += ["--max-length", str(args.max_length), "--threads", str(args.threads)]
     cmd += ["--dropout", args.dropout, "--precision", args.precision]
     cmd += ["--cpu-memory", args.cpu_memory]
-    cmd += ["--pad-multiple", str(args.pad_multiple)]
+    cmd += ["--pad-multiple", str(args.pad_multiple)] if args.pad_multiple else []
     if args.data:
         cmd += ["--data", str(Path(args.data).resolve())]
     return cmd
@@ -215,9 +216,9 @@ def main() -> None:
     parser.add_argument(
         "--pad-multiple",
         type=int,
-        default=64,
-        help="GradCache rounds each mini-batch's trimmed length up to this multiple (default 64, "
-        "GradCache's own; 1 = each mini-batch's longest text)",
+        default=0,
+        help="GradCache rounds each mini-batch's trimmed length up to this multiple (0: "
+        "GradCache's default; 1 = each mini-batch's longest text)",
     )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=32, help=argparse.SUPPRESS)

@@ -17,6 +17,18 @@ glibc_only = pytest.mark.skipif(
 )
 
 
+def faults_for_ten_allocations(mib: int) -> int:
+    """Minor page faults while ten ``mib`` MiB tensors are made and freed one after another."""
+    import resource
+
+    import torch
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(10):
+        torch.ones(mib * 256 * 1024)  # float32: 4 bytes an element
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
 @glibc_only
 @pytest.mark.parametrize("policy", ["reuse", "release"])
 def test_glibc_accepts_each_policy_and_its_restoration(policy):
@@ -28,22 +40,12 @@ def test_glibc_accepts_each_policy_and_its_restoration(policy):
 @glibc_only
 def test_reused_memory_is_not_page_faulted_again():
     """The point of ``reuse``: a freed 64 MiB block comes back without touching the kernel."""
-    import resource
-
-    import torch
-
-    def faults_for_ten_allocations() -> int:
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        for _ in range(10):
-            torch.ones(16 * 1024 * 1024)  # 64 MiB, freed at once
-        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-
     with memory.cpu_memory_policy("system"):
-        faults_for_ten_allocations()
-        system = faults_for_ten_allocations()
+        faults_for_ten_allocations(64)
+        system = faults_for_ten_allocations(64)
     with memory.cpu_memory_policy("reuse"):
-        faults_for_ten_allocations()  # the first allocation grows the heap once
-        reuse = faults_for_ten_allocations()
+        faults_for_ten_allocations(64)  # the first allocation grows the heap once
+        reuse = faults_for_ten_allocations(64)
     assert system > 10 * 16_000 / 2  # 4 KiB pages: ~16k faults per block under mmap
     assert reuse < system / 10
 
@@ -52,22 +54,12 @@ def test_reused_memory_is_not_page_faulted_again():
 def test_after_a_run_blocks_up_to_32_mib_are_reused_as_under_glibcs_own_policy():
     """Restoring must not leave glibc's start threshold (128 KiB) fixed: every later block above
     it would be mmapped and page-faulted in again, for the rest of the process."""
-    import resource
-
-    import torch
-
     with memory.cpu_memory_policy("reuse"):
         pass
 
-    def faults_for_ten_allocations() -> int:
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        for _ in range(10):
-            torch.ones(2 * 1024 * 1024)  # 8 MiB: 2,048 pages
-        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-
     # Mmapped, every block faults all its 2,048 pages (20,480 per round). From the heap, a block
     # only faults when the heap top was just trimmed, so the quietest of three rounds is near 0.
-    quietest = min(faults_for_ten_allocations() for _ in range(3))
+    quietest = min(faults_for_ten_allocations(8) for _ in range(3))  # 8 MiB: 2,048 pages
     assert quietest < 10 * 2048 / 4
 
 
