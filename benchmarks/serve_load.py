@@ -152,9 +152,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from ragtune.io import atomic_write_json
     from ragtune.model import Encoder
+    from ragtune.search.build import build_index
+    from ragtune.search.searcher import Searcher
     from ragtune.serve.app import create_app
-    from ragtune.serve.build import build_index
-    from ragtune.serve.search import Searcher
     from ragtune.serve.server import background_server
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,14 +8,14 @@ LEAVES = {"errors", "io", "progress"}  # utilities every stage may use
 ALLOWED = {
     "data": set(),
     "losses": set(),
-    "index": set(),
     "config": set(),
     "model": {"config"},
-    "mining": {"data", "model", "index"},
-    "evaluation": {"data", "model", "index"},
+    "search": {"data", "model"},
+    "mining": {"data", "model", "search"},
+    "evaluation": {"data", "model", "search"},
     "train": {"data", "model", "losses", "evaluation", "config"},
-    "serve": {"model", "index", "data"},
-    "demo": {"data", "model", "losses", "evaluation", "train", "mining", "index", "config"},
+    "serve": {"model", "search"},
+    "demo": {"data", "model", "losses", "evaluation", "train", "mining", "search", "config"},
     "cli": None,  # may import anything
 }
 

@@ -21,11 +21,11 @@ from ragtune.data.codesearch import CodeSearchConfig, build_codesearch, write_be
 from ragtune.data.schema import EvalSet
 from ragtune.evaluation.evaluate import encode_corpus, evaluate_bm25, evaluate_encoder
 from ragtune.evaluation.report import Report, compare
-from ragtune.index import top_k
 from ragtune.io import atomic_write_json
 from ragtune.model.encoder import Encoder
 from ragtune.model.resolve import DEFAULT_MODEL
 from ragtune.progress import console
+from ragtune.search.topk import top_k
 from ragtune.train import TrainConfig, train
 
 QUESTIONS: tuple[str, ...] = (

@@ -14,7 +14,7 @@ import typer
 from typer.testing import CliRunner
 
 from ragtune.cli import index, search, serve
-from tests.serve.conftest import make_sample_folder
+from tests.search.conftest import make_sample_folder
 
 # The three commands on their own app (cli/main.py registers them with the others).
 APP_SOURCE = (

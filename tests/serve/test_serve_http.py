@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from ragtune.model import Encoder
-from ragtune.serve import IndexStore
+from ragtune.search import IndexStore
 
 
 @pytest.fixture(scope="module")

@@ -45,7 +45,7 @@ def index_command(
 ) -> None:
     """Chunk text, Markdown and code files with exact line ranges and embed them."""
     from ragtune.model import Encoder
-    from ragtune.serve.build import IndexConfig, build_index
+    from ragtune.search.build import IndexConfig, build_index
 
     config = IndexConfig(
         max_tokens=max_tokens,

@@ -38,8 +38,8 @@ def search_command(
     as_json: bool = typer.Option(False, "--json", help="Hits as JSON (full text)."),
 ) -> None:
     """Search an index; prints ranked hits with file:line ranges and highlighted snippets."""
-    from ragtune.serve.lexical import term_spans
-    from ragtune.serve.search import search
+    from ragtune.search.lexical import term_spans
+    from ragtune.search.searcher import search
 
     if query == "-":
         query = sys.stdin.read().strip()

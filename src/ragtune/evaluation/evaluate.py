@@ -2,7 +2,7 @@
 
 :func:`evaluate_encoder` embeds every query (with the model's query prompt) and every document
 (``Document.full_text()``: title, a space, text; with the document prompt), ranks documents by
-inner product with :func:`ragtune.index.top_k`, and scores the top 100 with
+inner product with :func:`ragtune.search.topk.top_k`, and scores the top 100 with
 :mod:`ragtune.evaluation.metrics`. For a cosine model the vectors are L2-normalised first (a
 no-op when the model already normalises), so the inner product is the cosine.
 
@@ -32,14 +32,14 @@ import numpy as np
 
 from ragtune.data.schema import EvalSet
 from ragtune.errors import RagtuneError
-from ragtune.evaluation.bm25 import BM25Retriever
 from ragtune.evaluation.metrics import DEFAULT_K, Run, compute_per_query, mean_metrics
-from ragtune.index import top_k
 from ragtune.model.corpus import (  # noqa: F401 - corpus_fingerprint is re-exported
     corpus_fingerprint,
     encode_documents_cached,
     l2_normalize,
 )
+from ragtune.search.bm25 import BM25Retriever
+from ragtune.search.topk import top_k
 
 RUN_DEPTH = 100
 """Documents kept per query in :attr:`EvalResult.run` (more if a k value asks for more)."""
@@ -172,7 +172,7 @@ def evaluate_bm25(
     b: float = 0.4,
     show_progress: bool | None = None,
 ) -> EvalResult:
-    """BM25 metrics on ``evalset`` (see :mod:`ragtune.evaluation.bm25` for the recipe)."""
+    """BM25 metrics on ``evalset`` (see :mod:`ragtune.search.bm25` for the recipe)."""
     ks = sorted(set(k_values))
     queries, _ = _check(evalset, ks)
     start = time.perf_counter()

@@ -5,11 +5,11 @@ with index ``-1`` in slots it could not fill (a BM25 query sharing no word with 
 lists that document; an approximate index may come back short).
 
 * :func:`bm25_candidates` indexes the corpus with bm25s using the recipe of
-  :mod:`ragtune.evaluation.bm25` (Lucene BM25, ``k1=0.9, b=0.4``, lowercase, English stop-words,
+  :mod:`ragtune.search.bm25` (Lucene BM25, ``k1=0.9, b=0.4``, lowercase, English stop-words,
   Snowball stemming). It is a few lines of its own because mining may not import evaluation;
   the two should share one module once BM25 moves below both stages.
-* :func:`dense_candidates` is exact top-k (:func:`ragtune.index.top_k`) or, for large corpora, a
-  FAISS HNSW :class:`ragtune.index.DenseIndex`.
+* :func:`dense_candidates` is exact top-k (:func:`ragtune.search.topk.top_k`) or, for large corpora, a
+  FAISS HNSW :class:`ragtune.search.topk.DenseIndex`.
 * :func:`corpus_embeddings` encodes the corpus once and caches it as
   ``<cache_dir>/<model fingerprint[:20]>-<corpus fingerprint[:20]>.npy``: the same file name and
   contents (raw ``encode_documents`` output of ``Document.full_text()``) that
@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 
 from ragtune.errors import RagtuneError
-from ragtune.index import DenseIndex, choose_kind, select_top_k, top_k
 from ragtune.model import Encoder
 from ragtune.model.corpus import (  # noqa: F401 - re-exported for mining
     corpus_fingerprint,
@@ -37,6 +36,7 @@ from ragtune.model.corpus import (  # noqa: F401 - re-exported for mining
     l2_normalize,
 )
 from ragtune.progress import make_progress, progress_enabled
+from ragtune.search.topk import DenseIndex, choose_kind, select_top_k, top_k
 
 _SCORE_BLOCK = 1 << 24  # BM25 scores held at once (64 MB of float32)
 
@@ -96,7 +96,7 @@ def dense_candidates(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` documents per query by inner product: exact, or HNSW for large corpora.
 
-    ``search="auto"`` is exact below :data:`ragtune.index.AUTO_FLAT_BELOW` documents.
+    ``search="auto"`` is exact below :data:`ragtune.search.topk.AUTO_FLAT_BELOW` documents.
     """
     if search == "auto":
         search = "exact" if choose_kind(doc_emb.shape[0]) == "flat" else "hnsw"

@@ -43,9 +43,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ragtune.errors import RagtuneError
+from ragtune.search.searcher import Searcher
 from ragtune.serve.batcher import EncodeBatcher
 from ragtune.serve.limits import ApiError, BodyLimitMiddleware, ServeLimits, error_body
-from ragtune.serve.search import Searcher
 
 PAGE_CSP = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "

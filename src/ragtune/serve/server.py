@@ -15,9 +15,9 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from ragtune.errors import RagtuneError
+from ragtune.search.searcher import Searcher
 from ragtune.serve.app import create_app
 from ragtune.serve.limits import ServeLimits
-from ragtune.serve.search import Searcher
 
 
 @contextmanager

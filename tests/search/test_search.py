@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from ragtune.errors import RagtuneError
-from ragtune.serve import Searcher, reciprocal_rank_fusion
-from ragtune.serve.lexical import ChunkBM25, term_spans, terms, words
+from ragtune.search import Searcher, reciprocal_rank_fusion
+from ragtune.search.lexical import ChunkBM25, term_spans, terms, words
 
 
 def test_rrf_matches_hand_computed_scores():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ragtune.serve.chunking import (
+from ragtune.search.chunking import (
     LINE,
     PARAGRAPH,
     SECTION,

@@ -7,9 +7,9 @@ import pytest
 
 from ragtune.errors import RagtuneError
 from ragtune.model import Encoder
-from ragtune.serve import IndexConfig, IndexStore, build_index, search
-from ragtune.serve.chunking import HFTokenCounter, split_lines
-from tests.serve.conftest import HTTP_PY, NOTES_TXT, README, make_sample_folder
+from ragtune.search import IndexConfig, IndexStore, build_index, search
+from ragtune.search.chunking import HFTokenCounter, split_lines
+from tests.search.conftest import HTTP_PY, NOTES_TXT, README, make_sample_folder
 
 
 @pytest.fixture

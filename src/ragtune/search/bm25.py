@@ -31,8 +31,8 @@ import numpy as np
 
 from ragtune.data.schema import Document
 from ragtune.errors import RagtuneError
-from ragtune.index import select_top_k
 from ragtune.progress import make_progress, progress_enabled
+from ragtune.search.topk import select_top_k
 
 BM25Method = Literal["lucene", "robertson", "atire", "bm25l", "bm25+"]
 
@@ -102,7 +102,7 @@ class BM25Retriever:
 
         ``k' = min(k, len(corpus))``. Documents sharing no term with the query score 0 and fill
         the tail in corpus order (ties are broken by the lower position, as in
-        :func:`ragtune.index.top_k`).
+        :func:`ragtune.search.topk.top_k`).
         """
         if isinstance(queries, str):
             raise RagtuneError("search expects a list of queries, not a single string")

@@ -9,8 +9,8 @@ import pytest
 from ragtune.data.beir import load_beir
 from ragtune.data.schema import Document
 from ragtune.errors import RagtuneError
-from ragtune.evaluation.bm25 import BM25Retriever
 from ragtune.evaluation.evaluate import evaluate_bm25
+from ragtune.search.bm25 import BM25Retriever
 
 CORPUS = ["apple banana", "apple apple cherry", "cherry date"]
 

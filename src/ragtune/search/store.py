@@ -8,7 +8,7 @@ Layout of an index folder (written in one piece by :func:`write_store` inside
     chunks.sqlite    files(path, sha256, model_fingerprint, chunks)
                      chunks(id, path, start_line, end_line, text)
     vectors.npy      (N, D) float32; row i is the embedding of chunk id i
-    dense/           ragtune.index.DenseIndex over the same rows (position i = chunk id i)
+    dense/           ragtune.search.topk.DenseIndex over the same rows (position i = chunk id i)
 
 ``vectors.npy`` repeats what the FAISS index holds so that an update can copy the vectors of
 unchanged files into a new index of any kind without reading FAISS internals.
@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ragtune.errors import RagtuneError
-from ragtune.index import DenseIndex
+from ragtune.search.topk import DenseIndex
 
 FORMAT = "ragtune-index/1"
 MANIFEST, DATABASE, VECTORS, DENSE = "manifest.json", "chunks.sqlite", "vectors.npy", "dense"

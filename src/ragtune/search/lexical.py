@@ -1,12 +1,12 @@
 """BM25 over chunks of code and prose, for hybrid search, and the words to highlight in a hit.
 
 Scoring is bm25s's Lucene variant (``k1=0.9, b=0.4``, as in
-:mod:`ragtune.evaluation.bm25`). The tokenizer differs on purpose: code names carry words, so
+:mod:`ragtune.search.bm25`). The tokenizer differs on purpose: code names carry words, so
 ``parseStatusLine`` and ``parse_status_line`` are split into ``parse``, ``status`` and ``line``
 (and the whole name is kept too), so a question in plain English matches the identifier. Words are
 lowercased, English stop-words dropped, and stemmed with the Snowball stemmer (PyStemmer).
 
-This is a separate, smaller index than :class:`ragtune.evaluation.bm25.BM25Retriever` because
+This is a separate, smaller index than :class:`ragtune.search.bm25.BM25Retriever` because
 the server may not import the evaluation stage, and because of the identifier splitting above.
 
 Example::
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ragtune.index import select_top_k
+from ragtune.search.topk import select_top_k
 
 _WORD = re.compile(r"[A-Za-z0-9]+(?:_[A-Za-z0-9]+)*")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")

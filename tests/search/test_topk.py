@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ragtune.errors import RagtuneError
-from ragtune.index import DenseIndex, choose_kind, select_top_k, top_k
+from ragtune.search.topk import DenseIndex, choose_kind, select_top_k, top_k
 
 
 def brute_force(queries: np.ndarray, docs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

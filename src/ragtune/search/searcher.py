@@ -30,8 +30,8 @@ import numpy as np
 
 from ragtune.errors import RagtuneError
 from ragtune.model import Encoder, EncoderConfig
-from ragtune.serve.lexical import ChunkBM25
-from ragtune.serve.store import IndexStore
+from ragtune.search.lexical import ChunkBM25
+from ragtune.search.store import IndexStore
 
 RRF_K = 60
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-from ragtune.serve.files import walk_text_files
+from ragtune.search.files import walk_text_files
 
 
 def test_gitignore_rules_apply_like_git(tmp_path):

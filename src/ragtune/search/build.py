@@ -6,7 +6,7 @@ files no longer present are dropped. If the model, the chunking or the walk sett
 the ones the index was built with, everything is embedded again (the report says why).
 
 The model is recorded in the manifest (reference, fingerprint, dim and its full config, prompts
-included) so that :mod:`ragtune.serve.search` and the server load the same model.
+included) so that :mod:`ragtune.search.searcher` and the server load the same model.
 
 Example::
 
@@ -27,12 +27,12 @@ from typing import Any, Literal
 import numpy as np
 
 from ragtune.errors import RagtuneError
-from ragtune.index import INDEX_KINDS, DenseIndex, IndexKind
 from ragtune.io import atomic_dir
 from ragtune.model import Encoder
-from ragtune.serve.chunking import Chunk, HFTokenCounter, chunk_text
-from ragtune.serve.files import DEFAULT_MAX_FILE_BYTES, walk_text_files
-from ragtune.serve.store import FORMAT, MANIFEST, IndexStore, StoredChunk, StoredFile, write_store
+from ragtune.search.chunking import Chunk, HFTokenCounter, chunk_text
+from ragtune.search.files import DEFAULT_MAX_FILE_BYTES, walk_text_files
+from ragtune.search.store import FORMAT, MANIFEST, IndexStore, StoredChunk, StoredFile, write_store
+from ragtune.search.topk import INDEX_KINDS, DenseIndex, IndexKind
 
 
 @dataclass
