@@ -7,7 +7,8 @@ import pytest
 
 from ragtune.errors import RagtuneError
 from ragtune.search import Searcher, reciprocal_rank_fusion
-from ragtune.search.lexical import ChunkBM25, term_spans, terms, words
+from ragtune.search.analysis import term_spans, terms, words
+from ragtune.search.bm25 import BM25Retriever
 
 
 def test_rrf_matches_hand_computed_scores():
@@ -34,11 +35,20 @@ def test_words_split_identifiers_so_plain_questions_match_code():
 
 
 def test_bm25_ranks_the_chunk_with_the_rare_identifier_first():
-    bm25 = ChunkBM25(["def frobnicate_widget(x): pass", "widget docs", "unrelated text"])
-    scores, positions = bm25.search("how do I frobnicate a widget", k=3)
-    assert positions.tolist() == [0, 1]  # the third shares no term and is left out
-    assert scores[0] > scores[1] > 0
-    assert bm25.search("nothing matches here", k=3)[1].tolist() == []
+    texts = ["def frobnicate_widget(x): pass", "widget docs", "unrelated text"]
+    bm25 = BM25Retriever.build(texts, tokenizer="code")
+    scores, positions = bm25.search(["how do I frobnicate a widget"], k=3, unmatched="drop")
+    assert positions[0].tolist() == [0, 1, -1]  # the third shares no term and is left out
+    assert scores[0, 0] > scores[0, 1] > 0
+    assert bm25.search(["nothing matches here"], k=3, unmatched="drop")[1][0].tolist() == [-1] * 3
+
+
+def test_the_english_analyzer_does_not_split_identifiers():
+    texts = ["def frobnicate_widget(x): pass", "widget docs"]
+    english = BM25Retriever.build(texts)
+    assert english.search(["frobnicate"], k=2, unmatched="drop")[1][0].tolist() == [-1, -1]
+    code = BM25Retriever.build(texts, tokenizer="code")
+    assert code.search(["frobnicate"], k=2, unmatched="drop")[1][0].tolist() == [0, -1]
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from tests.search.conftest import (  # noqa: F401 - fixtures shared with the sea
 
 
 @pytest.fixture(scope="session")
-def server_url(sample_index) -> Iterator[str]:
+def server_url(sample_index) -> Iterator[str]:  # noqa: F811 - the fixture above
     """A real uvicorn server over the sample index on a free loopback port."""
     from ragtune.search.searcher import Searcher
     from ragtune.serve.app import create_app

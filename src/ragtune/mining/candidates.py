@@ -4,12 +4,11 @@ Every source returns the same shape, ``(scores (Q, K) float32, indices (Q, K) in
 with index ``-1`` in slots it could not fill (a BM25 query sharing no word with a document never
 lists that document; an approximate index may come back short).
 
-* :func:`bm25_candidates` indexes the corpus with bm25s using the recipe of
-  :mod:`ragtune.search.bm25` (Lucene BM25, ``k1=0.9, b=0.4``, lowercase, English stop-words,
-  Snowball stemming). It is a few lines of its own because mining may not import evaluation;
-  the two should share one module once BM25 moves below both stages.
-* :func:`dense_candidates` is exact top-k (:func:`ragtune.search.topk.top_k`) or, for large corpora, a
-  FAISS HNSW :class:`ragtune.search.topk.DenseIndex`.
+* :func:`bm25_candidates` is :class:`ragtune.search.bm25.BM25Retriever` (the evaluation
+  baseline's recipe: Lucene BM25, ``k1=0.9, b=0.4``, lowercase, English stop-words, Snowball
+  stemming) with unmatched documents dropped.
+* :func:`dense_candidates` is exact top-k (:func:`ragtune.search.topk.top_k`) or, for large
+  corpora, a FAISS HNSW :class:`ragtune.search.topk.DenseIndex`.
 * :func:`corpus_embeddings` encodes the corpus once and caches it as
   ``<cache_dir>/<model fingerprint[:20]>-<corpus fingerprint[:20]>.npy``: the same file name and
   contents (raw ``encode_documents`` output of ``Document.full_text()``) that
@@ -35,10 +34,8 @@ from ragtune.model.corpus import (  # noqa: F401 - re-exported for mining
     encode_documents_cached,
     l2_normalize,
 )
-from ragtune.progress import make_progress, progress_enabled
-from ragtune.search.topk import DenseIndex, choose_kind, select_top_k, top_k
-
-_SCORE_BLOCK = 1 << 24  # BM25 scores held at once (64 MB of float32)
+from ragtune.search.bm25 import BM25Retriever
+from ragtune.search.topk import DenseIndex, choose_kind, top_k
 
 
 def bm25_candidates(
@@ -51,44 +48,8 @@ def bm25_candidates(
     show_progress: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` documents per query by BM25; documents sharing no term with it are left out."""
-    import bm25s
-    import Stemmer
-    from bm25s.tokenization import Tokenizer
-
-    if not doc_texts:
-        raise RagtuneError("cannot build a BM25 index over an empty corpus")
-    tokenizer = Tokenizer(lower=True, stopwords="en", stemmer=Stemmer.Stemmer("english").stemWord)
-    model = bm25s.BM25(k1=k1, b=b, method="lucene")
-    model.index(
-        tokenizer.tokenize(list(doc_texts), return_as="ids", show_progress=False),
-        show_progress=False,
-    )
-    empty = tokenizer.get_vocab_dict().get("")  # what unknown words map to; never a match
-    query_ids = tokenizer.tokenize(
-        list(queries), update_vocab=False, return_as="ids", show_progress=False
-    )
-    n_docs = len(doc_texts)
-    k = min(k, n_docs)
-    out_s = np.zeros((len(queries), k), dtype=np.float32)
-    out_i = np.full((len(queries), k), -1, dtype=np.int64)
-    block = max(1, _SCORE_BLOCK // n_docs)
-    show = progress_enabled(show_progress, default=len(queries) >= 1000)
-    with make_progress("queries", enabled=show) as bar:
-        task = bar.add_task("BM25 candidates", total=len(queries))
-        for start in range(0, len(queries), block):
-            rows = []
-            for ids in query_ids[start : start + block]:
-                known = [t for t in ids if t != empty]
-                rows.append(
-                    np.asarray(model.get_scores(known), dtype=np.float32)
-                    if known
-                    else np.zeros(n_docs, dtype=np.float32)
-                )
-            s, i = select_top_k(np.stack(rows), k)  # (B, k)
-            out_s[start : start + len(rows)] = s
-            out_i[start : start + len(rows)] = np.where(s > 0, i, -1)
-            bar.advance(task, len(rows))
-    return out_s, out_i
+    bm25 = BM25Retriever.build(list(doc_texts), k1=k1, b=b)
+    return bm25.search(list(queries), k, unmatched="drop", show_progress=show_progress)
 
 
 def dense_candidates(

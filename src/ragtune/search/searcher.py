@@ -30,7 +30,7 @@ import numpy as np
 
 from ragtune.errors import RagtuneError
 from ragtune.model import Encoder, EncoderConfig
-from ragtune.search.lexical import ChunkBM25
+from ragtune.search.bm25 import BM25Retriever
 from ragtune.search.store import IndexStore
 
 RRF_K = 60
@@ -127,7 +127,7 @@ class Searcher:
         self.embed_queries = embed_queries or (
             lambda texts: encoder.encode_queries(texts, show_progress=False)
         )
-        self._bm25: ChunkBM25 | None = None
+        self._bm25: BM25Retriever | None = None
         self._lock = threading.Lock()  # FAISS and the lazy BM25 build, shared by server threads
 
     @classmethod
@@ -163,12 +163,14 @@ class Searcher:
             found = ids[0] >= 0
             dense_ids = [int(i) for i in ids[0][found]]
             dense_scores = [float(s) for s in scores[0][found]]
-            if hybrid:
+            lexical: list[int] = []
+            if hybrid and len(self.store):
                 if self._bm25 is None:
-                    self._bm25 = ChunkBM25(self.store.texts())
-                _, lexical = self._bm25.search(query, depth)
+                    self._bm25 = BM25Retriever.build(self.store.texts(), tokenizer="code")
+                _, found_ids = self._bm25.search([query], depth, unmatched="drop")  # (1, depth)
+                lexical = [int(i) for i in found_ids[0] if i >= 0]
         if hybrid:
-            ranked = reciprocal_rank_fusion([dense_ids, [int(i) for i in lexical]])[:k]
+            ranked = reciprocal_rank_fusion([dense_ids, lexical])[:k]
         else:
             ranked = list(zip(dense_ids, dense_scores, strict=True))[:k]
         chunks = self.store.chunks([doc for doc, _ in ranked])
