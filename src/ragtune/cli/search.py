@@ -38,7 +38,7 @@ def search_command(
     as_json: bool = typer.Option(False, "--json", help="Hits as JSON (full text)."),
 ) -> None:
     """Search an index; prints ranked hits with file:line ranges and highlighted snippets."""
-    from ragtune.search.lexical import term_spans
+    from ragtune.search.analysis import term_spans
     from ragtune.search.searcher import search
 
     if query == "-":
