@@ -6,14 +6,14 @@ script times in isolation, on the shapes of a batch of 32 SciFact abstracts at 2
 (MiniLM: 12 heads of 32 dims, width 384):
 
 1. dropout masks: PyTorch's ``bernoulli_`` against ragtune's 16-bit masks
-   (``ragtune.model.dropout``), forward + backward, on hidden states and on the L x L
+   (``ragtune.model.cpu.dropout``), forward + backward, on hidden states and on the L x L
    attention probabilities;
 2. one attention layer, forward + backward: fused SDPA without dropout (what dropout 0 gets),
    SDPA with dropout (its unfused math path) and ragtune's math path with cheap masks
-   (``ragtune.model.attention``);
+   (``ragtune.model.cpu.attention``);
 3. the same under glibc's malloc policy (``system``: blocks above 32 MiB are mmapped, so every
    fresh 100 MB tensor is page-faulted in) and under ragtune's training default (``reuse``:
-   freed blocks are kept; ``ragtune.train.memory``). Minor page faults are counted.
+   freed blocks are kept; ``ragtune.model.cpu.memory``). Minor page faults are counted.
 
 Each figure is the median of ``--repeats`` timed calls after one warm-up call, in ms. The
 ``system`` rows run first, since ``reuse`` changes the process's malloc policy until restored.
@@ -53,8 +53,8 @@ def timed(fn: Callable[[], object], repeats: int) -> dict[str, float]:
 
 
 def cases() -> dict[str, Callable[[], object]]:
-    from ragtune.model.attention import _attention_with_dropout
-    from ragtune.model.dropout import dropout as fast_dropout
+    from ragtune.model.cpu.attention import _attention_with_dropout
+    from ragtune.model.cpu.dropout import dropout as fast_dropout
 
     torch.manual_seed(0)
     hidden = torch.randn(BATCH * LENGTH, HEADS * HEAD_DIM, requires_grad=True)
@@ -106,7 +106,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", default="benchmarks/results/cpu_kernels.json")
     a = p.parse_args()
-    from ragtune.train.memory import apply_policy, restore_system_policy
+    from ragtune.model.cpu.memory import apply_policy, restore_system_policy
 
     report = common.machine_report(gemm=False)
     common.print_machine(report)

@@ -16,7 +16,7 @@ Run (a few minutes on 2 CPU cores; the batch-1024 step dominates):
 
 Peak RSS also counts memory that glibc malloc keeps after freeing it. ``--cpu-memory`` runs every
 configuration under one of ragtune's CPU memory policies (``TrainConfig.cpu_memory``,
-ragtune.train.memory): ``reuse`` (ragtune's default: freed blocks are kept for reuse, no page
+ragtune.model.cpu.memory): ``reuse`` (ragtune's default: freed blocks are kept for reuse, no page
 faults), ``system`` (glibc's own policy: mini-batches of varying shape fragment the heap, so
 GradCache's peak creeps up with their number) or ``release`` (a fixed 1 MiB mmap threshold:
 freed blocks go back to the OS at once, lowest peak, slowest step).
@@ -101,18 +101,20 @@ def run_one(args: argparse.Namespace) -> dict[str, object]:
     import torch
 
     from ragtune.losses import GradCache, InfoNCELoss
+    from ragtune.model.cpu import enable_cpu_fast_paths
+    from ragtune.model.cpu.memory import apply_policy
     from ragtune.model.encoder import Encoder
     from ragtune.model.precision import autocast_dtype
     from ragtune.model.resolve import DEFAULT_MODEL
-    from ragtune.train.memory import apply_policy
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    applied = apply_policy(args.cpu_memory)  # what train() does with TrainConfig.cpu_memory
+    applied = apply_policy(args.cpu_memory)  # what `ragtune train` does with TrainConfig.cpu_memory
     torch.manual_seed(0)
     n = args.batch
     pairs = beir_pairs(Path(args.data), n) if args.data else synthetic_pairs(n)
     encoder = Encoder.load(DEFAULT_MODEL, max_seq_length=args.max_length).train()
+    enable_cpu_fast_paths(encoder, training=True)  # as train() does
     if args.dropout == "off":  # TrainConfig attention_dropout=0, hidden_dropout=0
         encoder.set_attention_dropout(0.0)
         encoder.set_hidden_dropout(0.0)

@@ -25,9 +25,9 @@ fp32 (its default) or with ``bf16=True`` (``--st-precision bf16``), so both "rag
 ST's default" and "same settings" can be measured. Each run records the precision it used.
 
 Memory: ragtune trains with ``TrainConfig.cpu_memory`` (``--ragtune-memory``, default ``reuse``:
-freed activations are reused instead of unmapped, see ragtune.train.memory); sentence-transformers
-runs with glibc's policy as shipped (``--st-memory system``) or, to show what that setting alone is
-worth, with the same ``reuse`` policy (``--st-memory reuse``).
+freed activations are reused instead of unmapped, see ragtune.model.cpu.memory);
+sentence-transformers runs with glibc's policy as shipped (``--st-memory system``) or, to show what
+that setting alone is worth, with the same ``reuse`` policy (``--st-memory reuse``).
 
 Usage::
 
@@ -107,6 +107,7 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="ragtune-bench-"))
     load_start = time.perf_counter()
     if a.worker == "ragtune":
+        from ragtune.model.cpu.memory import cpu_memory_policy
         from ragtune.model.encoder import Encoder
         from ragtune.train.config import TrainConfig
         from ragtune.train.loop import train
@@ -139,7 +140,8 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
             log_steps=10**9,
         )
         t0 = time.perf_counter()
-        run = train(cfg, examples=pairs, dev=None, encoder=encoder)
+        with cpu_memory_policy(cfg.cpu_memory, device=encoder.device.type):  # as `ragtune train`
+            run = train(cfg, examples=pairs, dev=None, encoder=encoder)
         train_seconds = time.perf_counter() - t0
         trained = encoder
         optimizer_name = "torch.optim.AdamW (ragtune build_optimizer)"
@@ -155,7 +157,7 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
         from sentence_transformers.sentence_transformer.training_args import BatchSamplers
 
         if a.device == "cpu":
-            from ragtune.train.memory import apply_policy
+            from ragtune.model.cpu.memory import apply_policy
 
             apply_policy(a.st_memory)  # "system" changes nothing
         model = SentenceTransformer(a.model, device=a.device)

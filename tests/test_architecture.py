@@ -14,7 +14,7 @@ ALLOWED = {
     "mining": {"data", "model", "search"},
     "evaluation": {"data", "model", "search"},
     "train": {"data", "model", "losses", "evaluation", "config"},
-    "serve": {"model", "search"},
+    "serve": {"model", "search", "data"},
     "demo": {"data", "model", "losses", "evaluation", "train", "mining", "search", "config"},
     "cli": None,  # may import anything
 }
@@ -25,20 +25,43 @@ def stage_of(path: Path) -> str:
     return rel.parts[0].removesuffix(".py")
 
 
-def imported_stages(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+def imported_stages(path: Path, source: str | None = None) -> set[str]:
+    """The ragtune stages a module imports, absolute or relative (``from ..model import x``).
+
+    ``source`` stands in for the file's text (tests of this function); ``path`` places it.
+    """
+    tree = ast.parse(path.read_text(encoding="utf-8") if source is None else source)
+    package = ["ragtune", *path.relative_to(PACKAGE).parts[:-1]]  # the module's own package
     found = set()
     for node in ast.walk(tree):
         names = []
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names = [node.module]
+        elif isinstance(node, ast.ImportFrom):
+            # level 1 is the module's own package, each further level one package up
+            base = package[: len(package) - (node.level - 1)]
+            if node.module:
+                names = [".".join([*base, node.module])]
+            else:  # `from . import x`: each x is a module of that package
+                names = [".".join([*base, a.name]) for a in node.names]
         for name in names:
             parts = name.split(".")
             if parts[0] == "ragtune" and len(parts) > 1:
                 found.add(parts[1])
     return found
+
+
+def test_relative_imports_count_as_imports_of_the_stage_they_name():
+    loop = PACKAGE / "train" / "loop.py"
+    assert imported_stages(loop, "from ..model import Encoder") == {"model"}
+    assert imported_stages(loop, "from .batching import pad") == {"train"}
+    assert imported_stages(loop, "from .. import cli") == {"cli"}
+    assert imported_stages(PACKAGE / "model" / "cpu" / "fused.py", "from ...losses import x") == {
+        "losses"
+    }
+    assert imported_stages(PACKAGE / "demo.py", "from .search import build") == {"search"}
 
 
 def test_stages_import_only_earlier_stages():

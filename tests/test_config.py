@@ -46,3 +46,17 @@ def test_the_shipped_example_config_loads():
 def test_mistakes_are_named(override, message):
     with pytest.raises(RagtuneError, match=message):
         load_config(TrainConfig, None, [override])
+
+
+def test_errors_name_the_dotted_key_that_set_takes():
+    with pytest.raises(RagtuneError, match=r"^train\.batch_size: expected int, got 'many'$"):
+        load_config(TrainConfig, None, ["batch_size=many"])
+    with pytest.raises(RagtuneError, match=r"^loss\.scale: expected float, got 'high'$"):
+        load_config(TrainConfig, None, ["loss.scale=high"])
+    with pytest.raises(RagtuneError, match=r"^train\.batch_size must be >= 1, got 0$"):
+        load_config(TrainConfig, None, ["batch_size=0"])
+
+
+def test_a_single_value_is_a_list_of_one():
+    cfg = load_config(TrainConfig, None, ["loss.matryoshka_dims=64"])
+    assert cfg.loss.matryoshka_dims == (64,)

@@ -3,12 +3,19 @@
 Each stage keeps its own dataclass next to its code (``train.TrainConfig``, ``losses.LossConfig``);
 this module only knows how to fill any dataclass from a file and from overrides, converting every
 value to the field's declared type, and how to write the resolved result back out.
+
+It also holds the range checks the dataclasses run in ``__post_init__`` (``check_int``,
+``check_number``, ``check_choice``, ``check_text``): a value outside what its field allows fails
+while the config is built, before a model loads or a folder is created, with one line that names
+the field by its dotted key (``train.learning_rate``) and says what is allowed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -17,6 +24,13 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 from ragtune.errors import RagtuneError
 
 T = TypeVar("T")
+
+
+class ConfigValueError(RagtuneError, ValueError):
+    """A config field holds a value it does not allow; the message names the field's dotted key.
+
+    Also a :class:`ValueError`, which is what a Python caller constructing a dataclass expects.
+    """
 
 
 def load_config(
@@ -39,7 +53,7 @@ def load_config(
     for key, value in values.items():
         if value is not None:
             _set_dotted(data, key, value)
-    return build(cls, data, where=str(path) if path else "config")
+    return build(cls, data)
 
 
 def read_file(path: Path) -> dict[str, Any]:
@@ -52,9 +66,7 @@ def read_file(path: Path) -> dict[str, Any]:
 
             data = yaml.safe_load(text) or {}
         elif path.suffix == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
+            data = toml_parser().loads(text)
         elif path.suffix == ".json":
             data = json.loads(text)
         else:
@@ -68,10 +80,31 @@ def read_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def build(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
-    """Instantiate dataclass ``cls`` from plain data, converting and checking every field."""
+def toml_parser() -> Any:
+    """The TOML parser: ``tomllib`` (Python 3.11+), else ``tomli``, the same parser for 3.10."""
+    try:
+        return importlib.import_module("tomllib")
+    except ModuleNotFoundError:
+        pass
+    try:
+        return importlib.import_module("tomli")
+    except ModuleNotFoundError:
+        raise RagtuneError(
+            "reading a .toml config on Python 3.10 needs tomli: pip install tomli "
+            "(or write the config as .yaml or .json)"
+        ) from None
+
+
+def build(cls: type[T], data: dict[str, Any], where: str | None = None) -> T:
+    """Instantiate dataclass ``cls`` from plain data, converting and checking every field.
+
+    ``where`` prefixes error messages; it defaults to the dataclass's ``SECTION`` ("train" for
+    ``TrainConfig``), and a nested dataclass field uses its own name ("loss"), so messages give
+    the dotted key that ``--set`` takes. Range checks run in the dataclasses' ``__post_init__``.
+    """
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls} is not a dataclass")
+    where = where or str(getattr(cls, "SECTION", "config"))
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
@@ -80,6 +113,8 @@ def build(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     kwargs = {name: convert(value, hints[name], f"{where}.{name}") for name, value in data.items()}
     try:
         return cls(**kwargs)  # type: ignore[return-value]
+    except RagtuneError:
+        raise  # range checks already name the field
     except (TypeError, ValueError) as exc:
         raise RagtuneError(f"{where}: {exc}") from None
 
@@ -92,7 +127,7 @@ def convert(value: Any, hint: Any, where: str) -> Any:
             return value
         if not isinstance(value, dict):
             raise RagtuneError(f"{where}: expected a mapping, got {value!r}")
-        return build(hint, value, where)
+        return build(hint, value, where.rpartition(".")[2])  # "train.loss" -> "loss"
     if origin is Literal:
         choices = get_args(hint)
         if value not in choices:
@@ -115,7 +150,13 @@ def convert(value: Any, hint: Any, where: str) -> Any:
     if origin in (tuple, list):
         items: Any = value
         if isinstance(value, str):
-            items = [v for v in value.split(",") if v.strip()] if value.strip() else []
+            items = [v.strip() for v in value.split(",")] if value.strip() else []
+            if "" in items:  # "64,,32" is a typo, not the list (64, 32)
+                raise RagtuneError(
+                    f"{where}: empty item in {value!r}; give comma-separated values like 64,32"
+                )
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            items = [value]  # "--set dims=64": the override's text "64" is the list of one item
         if not isinstance(items, list | tuple):
             raise RagtuneError(f"{where}: expected a list, got {value!r}")
         item_args = get_args(hint)
@@ -177,3 +218,76 @@ def _parse_scalar(raw: str) -> Any:
         return yaml.safe_load(raw) if raw else ""
     except yaml.YAMLError:
         return raw
+
+
+# ---- range checks, called by the config dataclasses' __post_init__
+
+
+def check_int(
+    key: str, value: object, minimum: int, maximum: int | None = None, meaning: str = ""
+) -> None:
+    """``value`` must be an integer in ``[minimum, maximum]``; ``meaning`` explains a special value.
+
+    >>> check_int("train.batch_size", 0, 1)
+    Traceback (most recent call last):
+    ragtune.config.ConfigValueError: train.batch_size must be >= 1, got 0
+    """
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigValueError(f"{key} must be an integer, got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        allowed = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ConfigValueError(f"{key} must be {allowed}{_explained(meaning)}, got {value!r}")
+
+
+def check_number(
+    key: str,
+    value: object,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    meaning: str = "",
+) -> None:
+    """``value`` must be a finite number within the bounds given (open bounds exclude the end).
+
+    NaN and infinity are always refused: no setting of a run means anything with them.
+    """
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low  # type: ignore[operator]
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high  # type: ignore[operator]
+    if not ok:
+        allowed = _interval(low, high, low_open, high_open)
+        raise ConfigValueError(
+            f"{key} must be a finite number{allowed}{_explained(meaning)}, got {value!r}"
+        )
+
+
+def check_choice(key: str, value: object, choices: typing.Sequence[str]) -> None:
+    """``value`` must be one of ``choices``; the message lists them (as ``convert`` words it)."""
+    if value not in choices:
+        raise ConfigValueError(f"{key}: {value!r} is not valid; choose one of {', '.join(choices)}")
+
+
+def check_text(key: str, value: object, hint: str) -> None:
+    """``value`` must be non-blank text; ``hint`` says what to pass instead of ''."""
+    if not isinstance(value, str):
+        raise ConfigValueError(f"{key} must be text, got {value!r}")
+    if not value.strip():
+        raise ConfigValueError(f"{key} must not be empty: {hint}")
+
+
+def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    if low is not None and high is not None:
+        return f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    if low is not None:
+        return f" {'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        return f" {'<' if high_open else '<='} {high:g}"
+    return ""
+
+
+def _explained(meaning: str) -> str:
+    return f" ({meaning})" if meaning else ""

@@ -21,7 +21,14 @@ from ragtune.data.codesearch import CodeSearchConfig, build_codesearch, write_be
 from ragtune.data.schema import EvalSet
 from ragtune.evaluation.evaluate import encode_corpus, evaluate_bm25, evaluate_encoder
 from ragtune.evaluation.report import Report, compare
-from ragtune.io import atomic_write_json
+from ragtune.io import (
+    artefact_kind,
+    atomic_dir,
+    atomic_write_json,
+    check_output,
+    claim_output,
+    write_marker,
+)
 from ragtune.model.encoder import Encoder
 from ragtune.model.resolve import DEFAULT_MODEL
 from ragtune.progress import console
@@ -51,6 +58,8 @@ class DemoConfig:
     seed: int = 42
     questions: tuple[str, ...] = QUESTIONS
     train_overrides: dict[str, Any] = field(default_factory=dict)
+    overwrite: bool = False
+    """Replace ``output`` even when it is not an earlier demo (its files are lost)."""
 
 
 @dataclass
@@ -63,8 +72,18 @@ class DemoResult:
 
 
 def run_demo(cfg: DemoConfig) -> DemoResult:
+    """Run the five steps into ``cfg.output``, refusing a folder that is not an earlier demo.
+
+    The output folder is claimed before any work: its marker says "demo" (incomplete until the
+    end), so a rerun replaces what an earlier demo wrote and nothing else. Each part (data,
+    model, report, demo.json) is written atomically on its own.
+    """
     started = time.perf_counter()
-    out = Path(cfg.output)
+    out = claim_output(cfg.output, "demo", overwrite=cfg.overwrite)
+    for part, kind in (("model", "model"), ("report", "report"), ("data", "folder")):
+        check_output(out / part, kind)  # an earlier demo's parts are replaced, nothing else
+    out.mkdir(parents=True, exist_ok=True)
+    write_marker(out, "demo", complete=False)
     cache = out / "cache"
 
     console.rule("[bold]1. data: code search over the Python standard library")
@@ -90,7 +109,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
 
     console.rule("[bold]3. fine-tuning with in-batch negatives")
     previous = out / "model"
-    if (previous / "run" / "config.yaml").is_file():
+    if previous.is_dir() and artefact_kind(previous) == "model":
         # A rerun of the demo replaces its own earlier model instead of refusing to train.
         console.print(f"replacing the previous demo model in {previous}")
         shutil.rmtree(previous)
@@ -117,7 +136,8 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     tuned_encoder = Encoder.load(out / "model", max_seq_length=cfg.max_seq_length)
     tuned = evaluate_encoder(tuned_encoder, data.test, name="tuned", cache_dir=cache)
     report = compare([bm25, base, tuned], data.test, baseline="base", candidate="tuned")
-    report.save(out / "report")
+    with atomic_dir(out / "report", "report", marker=False) as folder:
+        report.save(folder)
     console.print(report.table())
     verdict = report.verdict or ""
     improved = tuned.metrics["nDCG@10"] > base.metrics["nDCG@10"]
@@ -155,6 +175,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
             "answers": answers,
         },
     )
+    write_marker(out, "demo")
     console.print(f"demo finished in {seconds / 60:.1f} min; report, plot and model in {out}")
     return DemoResult(report, answers, seconds, improved, out)
 

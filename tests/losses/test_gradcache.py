@@ -8,15 +8,15 @@ from transformers import BertModel
 
 from ragtune.losses import CosineSimilarityLoss, GradCache, InfoNCELoss, LossError, MatryoshkaLoss
 from ragtune.losses.gradcache import trim_padding
-from ragtune.model.attention import use_fp32_cpu_attention
-from ragtune.model.dropout import use_fast_cpu_dropout
+from ragtune.model.cpu.attention import use_fp32_cpu_attention
+from ragtune.model.cpu.dropout import use_fast_cpu_dropout
 from tests.conftest import tiny_bert as make_bert
 
 B, N = 6, 2  # 6 queries, 6 positives, 12 hard negatives
 
 
 def tiny_bert(dropout: float = 0.0, fast_cpu: bool = False) -> BertModel:
-    """``fast_cpu``: ragtune's CPU attention and dropout (cheap masks), as Encoder sets them up."""
+    """``fast_cpu``: ragtune's CPU attention and dropout (cheap masks), as training sets them up."""
     model = make_bert(
         100,
         max_position_embeddings=64,

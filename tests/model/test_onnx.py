@@ -299,3 +299,10 @@ def test_cli_exports_and_reports_parity(tmp_path, tiny_encoder):
     )
     assert isinstance(bad.exception, RagtuneError) and "choose onnx" in str(bad.exception)
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("opset", [0, 13, 21, -1])
+def test_an_opset_the_exporters_cannot_write_is_refused_before_any_work(tmp_path, opset):
+    with pytest.raises(RagtuneError, match=f"--opset must be between 14 and 20, got {opset}"):
+        export_onnx(None, tmp_path / "out", opset=opset)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []

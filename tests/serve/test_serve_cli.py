@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -91,6 +92,32 @@ def test_serve_command_answers_over_http(sample_index):
         assert health["chunks"] == 8
         hits = httpx.post(f"{url}/search", json={"query": "backoff", "hybrid": True}).json()
         assert hits["hits"][0]["path"] == "notes.txt"
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_serve_on_port_0_announces_the_free_port_it_chose(sample_index):
+    process = subprocess.Popen(
+        [sys.executable, "-c", APP_SOURCE + "app()", "serve", str(sample_index), "--port", "0",
+         "--log-level", "warning"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # printed once the index and the model are loaded
+        match = re.fullmatch(
+            rf"serving {re.escape(str(sample_index))} on (http://127\.0\.0\.1:(\d+))/ "
+            r"\(Ctrl-C to stop\)\n",
+            line,
+        )
+        assert match is not None, line
+        assert int(match.group(2)) > 0
+        health = httpx.get(f"{match.group(1)}/health", timeout=30)
+        assert health.status_code == 200 and health.json()["checks"] == {
+            "model": "ok",
+            "index": "ok",
+        }
     finally:
         process.terminate()
         process.wait(30)

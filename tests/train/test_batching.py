@@ -55,3 +55,18 @@ def test_dropout_setters_separate_attention_from_hidden(tiny_encoder):
     assert p["encoder.layer.0.attention.self.dropout"] == 0.3
     assert p["encoder.layer.0.output.dropout"] == 0.0 and p["embeddings.dropout"] == 0.0
     assert tiny_encoder.backbone.config.attention_probs_dropout_prob == 0.3
+
+
+def test_rows_with_more_negatives_than_the_rest_are_cut_and_the_run_says_so(tokenizer, capsys):
+    examples = [
+        Example("q1", "p1", negatives=("n1", "n2", "n3")),
+        Example("q2", "p2", negatives=("n4",)),
+    ]
+    data = build_training_set(examples, tokenizer, max_length=32)
+    assert data.num_negatives == 1
+    assert [len(r.negatives) for r in data.rows] == [1, 1]
+    said = " ".join(capsys.readouterr().err.split())
+    assert "1 of 2 examples have more than 1 negatives; every row uses 1" in said
+    explicit = build_training_set(examples, tokenizer, max_length=32, num_negatives=1)
+    assert explicit.num_negatives == 1
+    assert "more than" not in capsys.readouterr().err

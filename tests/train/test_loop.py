@@ -9,6 +9,7 @@ import torch
 from ragtune.config import load_config
 from ragtune.model import Encoder
 from ragtune.train import TrainConfig, TrainingDiverged, train
+from ragtune.train.state import TrainerState, remaining_steps
 
 
 def config(tmp_path, model_dir, data, **values):
@@ -45,12 +46,51 @@ def test_training_learns_and_writes_a_complete_run(tmp_path, tiny_model_dir, pai
 
 
 def test_a_run_that_cannot_improve_publishes_the_base_model(tmp_path, tiny_model_dir, pairs_file):
-    result = train(config(tmp_path, tiny_model_dir, pairs_file, learning_rate=0.0, epochs=1))
+    # 1e-12 moves no fp32 weight (0 itself is refused by the config): the scores tie the base's
+    result = train(config(tmp_path, tiny_model_dir, pairs_file, learning_rate=1e-12, epochs=1))
     assert not result.improved and result.best_step == 0
+    assert result.improvement == "not improved" and result.best_score == result.base_score
     base = Encoder.load(tiny_model_dir, device="cpu")
     published = Encoder.load(tmp_path / "out", device="cpu")
     texts = ["what is a harbor", "tulip tulip notes"]
     np.testing.assert_array_equal(published.encode(texts), base.encode(texts))
+
+
+def test_a_run_without_a_dev_set_says_its_improvement_was_not_measured(
+    tmp_path, tiny_model_dir, pairs_file, capsys
+):
+    result = train(config(tmp_path, tiny_model_dir, pairs_file, dev_fraction=0.0, epochs=1))
+    assert result.base_score is None and result.best_score is None
+    assert result.improved is False and result.improvement == "not measured"
+    summary = json.loads((tmp_path / "out" / "run" / "summary.json").read_text())
+    assert summary["improved"] is False and summary["improvement"] == "not measured"
+    assert (
+        "no dev set: the model is published without a comparison with the base model "
+        "(improvement not measured)\n" in capsys.readouterr().err
+    )
+
+
+def test_remaining_steps_continue_from_the_saved_position():
+    fresh = TrainerState()
+    assert remaining_steps(fresh, [3, 3], accumulation=2, total_steps=10) == [
+        (0, 0),
+        (0, 2),
+        (1, 0),
+        (1, 2),
+    ]
+    midway = TrainerState(step=3, epoch=0, batch_in_epoch=6)
+    assert remaining_steps(midway, [8, 8], accumulation=2, total_steps=7) == [
+        (0, 6),
+        (1, 0),
+        (1, 2),
+        (1, 4),
+    ]
+
+
+def test_a_position_past_its_epoch_continues_with_the_next_epoch():
+    # a forced resume with fewer batches per epoch than the checkpoint's run had
+    state = TrainerState(step=5, epoch=0, batch_in_epoch=9)
+    assert remaining_steps(state, [6, 6], accumulation=1, total_steps=8) == [(1, 0), (1, 1), (1, 2)]
 
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(

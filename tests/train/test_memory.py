@@ -1,104 +1,56 @@
-"""A CPU training run chooses what happens to freed activation memory (TrainConfig.cpu_memory)."""
+"""Training and the malloc policy: ``train()`` leaves it alone, the ``train`` command sets it."""
 
 from __future__ import annotations
 
-import platform
-import sys
+from contextlib import contextmanager
 
 import pytest
+from typer.testing import CliRunner
 
+from ragtune.cli.main import app
 from ragtune.config import load_config
 from ragtune.errors import RagtuneError
-from ragtune.train import TrainConfig, memory, train
-
-glibc_only = pytest.mark.skipif(
-    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
-    reason="mallopt's thresholds are glibc settings",
-)
+from ragtune.model import cpu
+from ragtune.model.encoder import default_device
+from ragtune.train import TrainConfig, train
 
 
-def faults_for_ten_allocations(mib: int) -> int:
-    """Minor page faults while ten ``mib`` MiB tensors are made and freed one after another."""
-    import resource
+def recording_policy(events: list):
+    """A stand-in for ``cpu_memory_policy`` that records what it was asked for."""
 
-    import torch
+    @contextmanager
+    def policy(name: str, *, device: str = "cpu"):
+        events.append((name, device))
+        yield True
+        events.append("restored")
 
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(10):
-        torch.ones(mib * 256 * 1024)  # float32: 4 bytes an element
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-
-
-@glibc_only
-@pytest.mark.parametrize("policy", ["reuse", "release"])
-def test_glibc_accepts_each_policy_and_its_restoration(policy):
-    with memory.cpu_memory_policy(policy) as changed:
-        assert changed is True
-    assert memory.restore_system_policy() is True
-
-
-@glibc_only
-def test_reused_memory_is_not_page_faulted_again():
-    """The point of ``reuse``: a freed 64 MiB block comes back without touching the kernel."""
-    with memory.cpu_memory_policy("system"):
-        faults_for_ten_allocations(64)
-        system = faults_for_ten_allocations(64)
-    with memory.cpu_memory_policy("reuse"):
-        faults_for_ten_allocations(64)  # the first allocation grows the heap once
-        reuse = faults_for_ten_allocations(64)
-    assert system > 10 * 16_000 / 2  # 4 KiB pages: ~16k faults per block under mmap
-    assert reuse < system / 10
-
-
-@glibc_only
-def test_after_a_run_blocks_up_to_32_mib_are_reused_as_under_glibcs_own_policy():
-    """Restoring must not leave glibc's start threshold (128 KiB) fixed: every later block above
-    it would be mmapped and page-faulted in again, for the rest of the process."""
-    with memory.cpu_memory_policy("reuse"):
-        pass
-
-    # Mmapped, every block faults all its 2,048 pages (20,480 per round). From the heap, a block
-    # only faults when the heap top was just trimmed, so the quietest of three rounds is near 0.
-    quietest = min(faults_for_ten_allocations(8) for _ in range(3))  # 8 MiB: 2,048 pages
-    assert quietest < 10 * 2048 / 4
-
-
-def test_other_platforms_are_left_alone(monkeypatch):
-    monkeypatch.setattr(memory.sys, "platform", "darwin")
-    for policy in memory.CPU_MEMORY_POLICIES:
-        with memory.cpu_memory_policy(policy) as changed:
-            assert changed is False
-
-
-def test_an_unknown_policy_is_refused():
-    with pytest.raises(ValueError, match="cpu_memory must be one of reuse, release, system"):
-        memory.apply_policy("forget")
+    return policy
 
 
 @pytest.mark.parametrize(
     ("cpu_memory", "expected"),
     [(None, "reuse"), ("release", "release"), ("system", "system")],
 )
-def test_train_runs_under_the_configured_policy_and_restores_it(
+def test_the_train_command_runs_under_the_configured_policy_and_restores_it(
     monkeypatch, tmp_path, tiny_model_dir, pairs_file, cpu_memory, expected
 ):
-    from ragtune.train import loop
+    events: list = []
+    monkeypatch.setattr(cpu, "cpu_memory_policy", recording_policy(events))
+    args = ["train", "--model", str(tiny_model_dir), "--data", str(pairs_file)]
+    args += ["--out", str(tmp_path / "out"), "--batch-size", "8", "--max-steps", "1"]
+    args += ["--set", "dev_fraction=0"]
+    if cpu_memory is not None:
+        args += ["--set", f"cpu_memory={cpu_memory}"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert events == [(expected, default_device().type), "restored"]
 
-    events: list[str] = []
 
-    def fake_policy(policy):
-        from contextlib import contextmanager
-
-        @contextmanager
-        def run():
-            events.append(policy)
-            yield True
-            events.append("restored")
-
-        return run()
-
-    monkeypatch.setattr(loop, "cpu_memory_policy", fake_policy)
-    overrides = {} if cpu_memory is None else {"cpu_memory": cpu_memory}
+def test_train_as_a_library_call_leaves_the_process_malloc_policy_alone(
+    monkeypatch, tmp_path, tiny_model_dir, pairs_file
+):
+    calls: list[str] = []
+    monkeypatch.setattr(cpu.memory, "apply_policy", calls.append)
     cfg = load_config(
         TrainConfig,
         None,
@@ -109,10 +61,10 @@ def test_train_runs_under_the_configured_policy_and_restores_it(
         batch_size=8,
         max_steps=1,
         dev_fraction=0.0,
-        **overrides,
     )
     train(cfg)
-    assert events == [expected, "restored"]
+    assert calls == []
+    assert (tmp_path / "out" / "model.safetensors").is_file()
 
 
 def test_a_misspelt_policy_is_a_config_error(tmp_path):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ragtune.train.subbatch import embed_by_length, length_groups
+from ragtune.model.batches import length_groups
+from ragtune.train.subbatch import embed_by_length
 from tests.conftest import make_tiny_encoder
 
 TEXTS = [
@@ -15,18 +16,6 @@ TEXTS = [
     "tulip",
     "pepper",
 ]
-
-
-def test_long_and_short_rows_go_to_different_sub_batches():
-    groups = length_groups(torch.tensor([5, 30, 6, 29, 5, 4]))
-    parts = [sorted(g.tolist()) for g in groups]
-    assert parts[0] == [1, 3]  # the two long rows together, the short ones elsewhere
-    assert sorted(i for p in parts[1:] for i in p) == [0, 2, 4, 5]
-
-
-def test_rows_of_equal_length_stay_in_one_batch():
-    groups = length_groups(torch.tensor([256] * 32))
-    assert len(groups) == 1 and sorted(groups[0].tolist()) == list(range(32))
 
 
 def test_same_embeddings_and_gradients_as_one_padded_batch(tokenizer):

@@ -1,16 +1,19 @@
-"""Small helpers shared by the command modules: reading texts, printing JSON and tables."""
+"""Small helpers shared by the command modules: reading texts, printing JSON and tables, and the
+old spellings of renamed options."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.table import Table
 
-from ragtune.errors import DataError
+from ragtune.errors import DataError, RagtuneError
+
+T = TypeVar("T")
 
 out = Console()  # tables for people go to stdout; progress and logs go to stderr
 
@@ -69,3 +72,30 @@ def key_value_table(title: str, rows: dict[str, Any]) -> Table:
             f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value),
         )
     return table
+
+
+def renamed(value: T | None, old_value: T | None, name: str, old_name: str) -> T | None:
+    """The value of option ``name`` given either as ``name`` or under its old spelling.
+
+    Every concept has one flag across commands (``--out`` for what a command writes, ``-k`` for a
+    number of hits, ...); the old spellings are hidden options that keep scripts working, quietly
+    (stderr stays the one line of an error, if any). Giving both is refused rather than picking
+    one silently.
+    """
+    if old_value is None:
+        return value
+    if value is not None:
+        raise RagtuneError(f"{old_name} is the old name of {name}; pass {name} only")
+    return old_value
+
+
+def renamed_choice(value: str, old_values: dict[str, str], option: str) -> str:
+    """``value`` of a closed-choice option, with a deprecated choice name mapped to its current one
+    (``--dense-search flat`` -> ``exact``), saying so on stderr."""
+    new = old_values.get(value)
+    if new is None:
+        return value
+    from ragtune.progress import console
+
+    console.print(f"note: {option} {value} is now called {option} {new}", highlight=False)
+    return new

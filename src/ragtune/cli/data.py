@@ -11,10 +11,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ragtune.cli._common import renamed
 from ragtune.data.check import CountTokens, check_data
 from ragtune.data.codesearch import CodeSearchConfig, build_codesearch, write_beir
 from ragtune.data.records import SHAPES, ColumnMap, Shape
 from ragtune.errors import RagtuneError
+from ragtune.io import atomic_dir, check_output
 
 data_app = typer.Typer(
     help="Check training data and build datasets.", no_args_is_help=True, add_completion=False
@@ -31,18 +33,19 @@ def check(
         ..., help="A .jsonl/.json/.csv/.tsv/.parquet file, a BEIR folder or hf:<dataset>."
     ),
     eval_path: str | None = typer.Option(
-        None, "--eval", help="Evaluation data to test for leakage (a BEIR folder or a file)."
+        None, "--eval-data", help="Evaluation data to test for leakage (a BEIR folder or a file)."
     ),
     model: str | None = typer.Option(
         None,
         "--model",
+        "-m",
         help="Count tokens with this model's tokenizer and report what it would truncate.",
     ),
     max_seq_length: int | None = typer.Option(
         None, help="Truncation length (default: the model's)."
     ),
     split: str = typer.Option("train", help="BEIR qrels split or datasets split to check."),
-    eval_split: str = typer.Option("test", help="Split of --eval."),
+    eval_split: str = typer.Option("test", help="Split of --eval-data."),
     shape: str | None = typer.Option(None, help=f"Force the shape: {', '.join(SHAPES)}."),
     query_column: str = typer.Option("query"),
     positive_column: str = typer.Option("positive"),
@@ -51,6 +54,7 @@ def check(
     document_column: str = typer.Option("document"),
     label_column: str = typer.Option("label"),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    old_eval: str | None = typer.Option(None, "--eval", hidden=True),
 ) -> None:
     """Report problems in training data; exit 1 if any is an error (warnings alone exit 0).
 
@@ -60,7 +64,7 @@ def check(
 
       ragtune data check pairs.csv --query-column question --positive-column answer
 
-      ragtune data check data/scifact --eval data/scifact --model all-MiniLM-L6-v2
+      ragtune data check data/scifact --eval-data data/scifact --model all-MiniLM-L6-v2
     """
     columns = ColumnMap(
         query=query_column,
@@ -76,7 +80,7 @@ def check(
         max_seq_length = max_seq_length or model_max
     report = check_data(
         path,
-        eval_source=eval_path,
+        eval_source=renamed(eval_path, old_eval, "--eval-data", "--eval"),
         count_tokens=count_tokens,
         max_seq_length=max_seq_length,
         columns=columns,
@@ -95,7 +99,7 @@ def check(
 @data_app.command("build-stdlib")
 def build_stdlib(
     out: Path = typer.Option(
-        ..., "--out", help="Folder to write (BEIR layout); replaced atomically if it exists."
+        ..., "--out", "-o", help="Folder to write (BEIR layout); replaced atomically if it exists."
     ),
     max_train: int | None = typer.Option(None, help="Cap on training pairs (seeded sample)."),
     max_dev: int | None = typer.Option(None, help="Cap on dev queries."),
@@ -110,6 +114,9 @@ def build_stdlib(
     seed: int = typer.Option(0, help="Seed of the capping samples."),
     root: Path | None = typer.Option(None, help="Scan this source tree instead of the stdlib."),
     as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace --out even when it is not a ragtune dataset."
+    ),
 ) -> None:
     """Build the code-search dataset from this Python's standard library and write it as BEIR.
 
@@ -133,8 +140,10 @@ def build_stdlib(
         max_test=max_test,
         seed=seed,
     )
+    check_output(out, "dataset", overwrite=overwrite, sources=[root] if root else [])
     dataset = build_codesearch(config)
-    write_beir(dataset, out)
+    with atomic_dir(out, "dataset", overwrite=overwrite) as tmp:
+        write_beir(dataset, tmp)
     if as_json:
         typer.echo(json.dumps(dataset.stats, indent=2))
         return
@@ -166,9 +175,9 @@ def _shape(value: str | None) -> Shape | None:
 
 
 def _token_counter(model: str) -> tuple[CountTokens, int | None]:
-    from ragtune.model.encoder import Encoder  # heavy (torch): only when --model is given
+    from ragtune.model import load_model  # heavy (torch): only when --model is given
 
-    encoder = Encoder.load(model)
+    encoder = load_model(model)
     tokenizer = encoder.tokenizer
 
     def count(texts: list[str]) -> list[int]:

@@ -11,7 +11,7 @@ import typer
 
 from ragtune.cli._common import read_texts
 from ragtune.errors import RagtuneError
-from ragtune.io import atomic_write_bytes, atomic_write_text
+from ragtune.io import atomic_write_bytes, atomic_write_text, check_output
 from ragtune.model.resolve import DEFAULT_MODEL
 
 
@@ -37,14 +37,17 @@ def encode(
     batch_size: int = typer.Option(32, help="Texts per forward pass."),
     layer: int | None = typer.Option(None, help="Pool from this layer instead of the last."),
     no_normalize: bool = typer.Option(False, "--no-normalize", help="Skip L2 normalisation."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
 ) -> None:
     """Embed texts with a model and write the vectors (float32)."""
-    from ragtune.model import Encoder
+    from ragtune.model import load_model
 
     if kind not in ("query", "document", "none"):
         raise RagtuneError(f"unknown --kind {kind!r}; choose query, document or none")
+    if out is not None:  # before the model loads
+        check_output(out, "embeddings", overwrite=overwrite, is_file=True)
     texts = read_texts(source, field=field)
-    encoder = Encoder.load(model, layer=layer)
+    encoder = load_model(model, layer=layer)
     options: dict[str, Any] = {
         "batch_size": batch_size,
         "normalize": False if no_normalize else None,

@@ -38,10 +38,20 @@ def export(
     layer: int | None = typer.Option(None, help="Export truncated at this layer."),
     opset: int = typer.Option(17, help="ONNX opset version."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace --out even when it is not a ragtune ONNX export."
+    ),
 ) -> None:
     """Export a model to ONNX and check its vectors against PyTorch on sample sentences."""
+    from ragtune.io import check_output
     from ragtune.model import Encoder
-    from ragtune.model.export import SAMPLE_TEXTS, export_onnx, exported_files, parity
+    from ragtune.model.export import (
+        SAMPLE_TEXTS,
+        check_opset,
+        export_onnx,
+        exported_files,
+        parity,
+    )
     from ragtune.model.onnx import QUANTIZATIONS, OnnxEncoder, is_onnx_folder
 
     if fmt != "onnx":
@@ -50,8 +60,16 @@ def export(
         raise RagtuneError(f"unknown --quantize {quantize!r}; choose {', '.join(QUANTIZATIONS)}")
     if is_onnx_folder(model):
         raise RagtuneError(f"{model} is already an ONNX export; export from the PyTorch model")
+    check_opset(opset)
+    check_output(out_dir, "onnx-model", overwrite=overwrite, sources=[model])  # before the model
     encoder = Encoder.load(model, layer=layer, device="cpu")
-    folder = export_onnx(encoder, out_dir, quantize=quantize, opset=opset)  # type: ignore[arg-type]
+    folder = export_onnx(
+        encoder,
+        out_dir,
+        quantize=quantize,  # type: ignore[arg-type]
+        opset=opset,
+        overwrite=overwrite,
+    )
     check = parity(encoder, OnnxEncoder.load(folder))
     files = exported_files(folder)
     if as_json:

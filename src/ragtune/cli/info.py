@@ -23,17 +23,17 @@ def info(
     and how this machine runs the model (fused CPU encoding, training precision and memory)."""
     import torch
 
-    from ragtune.model import Encoder
-    from ragtune.model.fused import unsupported_reason
+    from ragtune.model import Encoder, enable_cpu_fast_paths, load_model
+    from ragtune.model.cpu import memory
     from ragtune.model.precision import autocast_dtype
-    from ragtune.train import memory
 
-    encoder = Encoder.load(model, device="cpu")
+    encoder = load_model(model, device="cpu")
     details = encoder.describe()
-    # How this machine will run it: the fused fp32 CPU encoder, and what precision=auto trains in.
+    # How this machine will run it: the fused fp32 CPU encoder (checked on this model, as the
+    # first encode checks it), what precision=auto trains in and the train command's malloc.
     if isinstance(encoder, Encoder):
-        reason = unsupported_reason(encoder.backbone)
-        details["fused_cpu_inference"] = "yes" if reason is None else f"no: {reason}"
+        paths = enable_cpu_fast_paths(encoder, training=False)
+        details["fused_cpu_inference"] = paths.describe()["fused_inference"]
     cpu_auto = autocast_dtype("auto", torch.device("cpu"), training=True)
     details["cpu_training_precision"] = "bf16 autocast" if cpu_auto else "fp32"
     details["cpu_training_memory"] = (

@@ -39,6 +39,13 @@ COMMAND_MODULES: tuple[str, ...] = (
 for _name in COMMAND_MODULES:
     importlib.import_module(f"ragtune.cli.{_name}").register(app)
 
+# click's usage errors (unknown option, missing argument, bad value). Recent typer releases ship
+# their own copy of click (typer._click), older ones use click itself: take the class from the
+# ancestry of an exception typer exports, which is right for both.
+_USAGE_ERROR: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
+
 
 def main() -> None:
     """Run the CLI; a RagtuneError becomes ``error: ...`` on stderr and exit code 1."""
@@ -54,13 +61,9 @@ def main() -> None:
         raise SystemExit(exc.exit_code) from None
     except typer.Abort:
         raise SystemExit(1) from None
-    except Exception as exc:  # click usage errors come through here with standalone_mode=False
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            raise SystemExit(exc.exit_code) from None
-        raise
+    except _USAGE_ERROR as exc:  # with standalone_mode=False click leaves them to the caller
+        exc.show()  # type: ignore[attr-defined]
+        raise SystemExit(exc.exit_code) from None  # type: ignore[attr-defined]
     if isinstance(code, int) and code:
         raise SystemExit(code)
 

@@ -6,9 +6,12 @@ from pathlib import Path
 
 import typer
 
-from ragtune.cli._common import out, print_json
+from ragtune.cli._common import out, print_json, renamed_choice
 from ragtune.errors import RagtuneError
 from ragtune.progress import console
+
+OLD_DENSE_SEARCH = {"flat": "exact"}
+"""Deprecated names of --dense-search choices: ``flat`` was ``ragtune index``'s word for exact."""
 
 
 def register(app: typer.Typer) -> None:
@@ -23,7 +26,7 @@ def register(app: typer.Typer) -> None:
             "--seed 1 --out mined.jsonl --cache-dir .cache/emb\n\n"
             "  ragtune mine --data pairs.jsonl --source bm25 --num-negatives 3 "
             "--out mined.jsonl --json\n\n"
-            "  ragtune train --data mined.jsonl --output runs/hard   # train on the result\n\n"
+            "  ragtune train --data mined.jsonl --out runs/hard   # train on the result\n\n"
             "Ranks are counted from 0 after the query's positives are taken out: --range 10,100 "
             "skips each source's ten best and considers ranks 10-99. A BEIR folder gives the "
             "pairs of qrels/<split>.tsv and its own corpus; a pairs file without --corpus mines "
@@ -66,21 +69,27 @@ def mine(
     cache_dir: str | None = typer.Option(
         None, help="Cache corpus embeddings here (shared with `ragtune eval --cache-dir`)."
     ),
-    dense_search: str = typer.Option("auto", help="auto, exact or hnsw."),
+    dense_search: str = typer.Option(
+        "auto", help="auto (exact below 100k documents), exact or hnsw (approximate)."
+    ),
     keep_incomplete: bool = typer.Option(
         False, help="Also write examples that found fewer than --num-negatives."
     ),
     plot: bool = typer.Option(True, help="Write the score histogram PNG."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
 ) -> None:
     """Mine hard negatives from BM25 and/or a dense model, dropping likely false negatives."""
     from ragtune.data.beir import beir_training_pairs, is_beir_folder, iter_corpus
     from ragtune.data.readers import load_training_data
+    from ragtune.io import check_output
     from ragtune.mining import MiningConfig, mine_hard_negatives
     from ragtune.mining.report import summary_table
     from ragtune.model import DEFAULT_MODEL, Encoder
 
+    check_output(out_path, "mined", overwrite=overwrite, is_file=True)  # before any work
     range_min, range_max = _parse_range(rank_range)
+    dense_search = renamed_choice(dense_search, OLD_DENSE_SEARCH, "--dense-search")
     cfg = MiningConfig(
         source=source,  # type: ignore[arg-type]  # checked by MiningConfig
         num_negatives=num_negatives,

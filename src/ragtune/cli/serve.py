@@ -19,7 +19,8 @@ def register(app: typer.Typer) -> None:
             "-H 'content-type: application/json'\n\n"
             "  OpenAI(base_url='http://127.0.0.1:8000/v1', api_key='unused')"
             ".embeddings.create(model='m', input=['text'])\n\n"
-            "Needs the serve extra: pip install 'ragtune[serve]'. Binds to 127.0.0.1 unless "
+            # "\\[": Rich would read [serve] as a style tag and drop it from the help.
+            "Needs the serve extra: pip install 'ragtune\\[serve]'. Binds to 127.0.0.1 unless "
             "--host says otherwise; there is no authentication."
         ),
     )(serve_command)
@@ -28,7 +29,7 @@ def register(app: typer.Typer) -> None:
 def serve_command(
     index_dir: Path = typer.Argument(..., help="Index folder built by `ragtune index`."),
     host: str = typer.Option("127.0.0.1", help="Interface to bind (0.0.0.0: all)."),
-    port: int = typer.Option(8000, help="TCP port."),
+    port: int = typer.Option(8000, help="TCP port (0: any free port, shown at start)."),
     model: str | None = typer.Option(
         None, "--model", "-m", help="Load the model from here (default: the one recorded)."
     ),
@@ -51,7 +52,6 @@ def serve_command(
         max_text_chars=max_text_chars,
         max_k=max_k,
     )
-    console.print(f"serving {index_dir} on http://{host}:{port}/ (Ctrl-C to stop)")
     serve(
         index_dir,
         host=host,
@@ -60,4 +60,7 @@ def serve_command(
         device=device,
         limits=limits,
         log_level=log_level,
+        on_ready=lambda url: console.print(
+            f"serving {index_dir} on {url}/ (Ctrl-C to stop)", soft_wrap=True, markup=False
+        ),
     )

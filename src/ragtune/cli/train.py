@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ragtune.cli._common import key_value_table, out, print_json
+from ragtune.cli._common import key_value_table, out, print_json, renamed
+
+if TYPE_CHECKING:
+    from ragtune.train import TrainResult
 
 
 def register(app: typer.Typer) -> None:
@@ -14,9 +19,9 @@ def register(app: typer.Typer) -> None:
         "train",
         epilog=(
             "Examples:\n\n"
-            "  ragtune train --data pairs.jsonl --output runs/mine\n\n"
+            "  ragtune train --data pairs.jsonl --out runs/mine\n\n"
             "  ragtune train --data ../scifact --eval-data ../scifact --eval-split test "
-            "--loss infonce --batch-size 64 --epochs 1 --output runs/scifact\n\n"
+            "--loss infonce --batch-size 64 --epochs 1 --out runs/scifact\n\n"
             "  ragtune train --config configs/scifact.yaml --set learning_rate=3e-5 "
             "--set loss.scale=30\n\n"
             "  ragtune train --config configs/scifact.yaml --resume"
@@ -36,13 +41,18 @@ def train(
     batch_size: int | None = typer.Option(None, help="Examples per batch (per process)."),
     epochs: int | None = typer.Option(None, help="Passes over the data."),
     max_steps: int | None = typer.Option(None, help="Stop after this many optimizer steps."),
-    learning_rate: float | None = typer.Option(None, "--lr", help="Peak learning rate."),
-    output: str | None = typer.Option(None, "--output", "-o", help="Model folder to write."),
+    learning_rate: float | None = typer.Option(None, "--learning-rate", help="Peak learning rate."),
+    output: str | None = typer.Option(None, "--out", "-o", help="Model folder to write."),
     query_column: str | None = typer.Option(None, help="Column holding the query."),
     positive_column: str | None = typer.Option(None, help="Column holding the positive."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint."),
     overrides: list[str] = typer.Option([], "--set", help="Any config field: key=value."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    old_lr: float | None = typer.Option(None, "--lr", hidden=True),
+    old_output: str | None = typer.Option(None, "--output", hidden=True),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace --out even when it is not a ragtune model."
+    ),
 ) -> None:
     """Train pairs -> embeddings -> loss -> backprop; publish the best model by the dev metric."""
     from ragtune.config import load_config
@@ -57,8 +67,8 @@ def train(
         "batch_size": batch_size,
         "epochs": epochs,
         "max_steps": max_steps,
-        "learning_rate": learning_rate,
-        "output": output,
+        "learning_rate": renamed(learning_rate, old_lr, "--learning-rate", "--lr"),
+        "output": renamed(output, old_output, "--out", "--output"),
         "query_column": query_column,
         "positive_column": positive_column,
         "resume": resume or None,
@@ -72,19 +82,32 @@ def train(
         raise RagtuneError(
             "no training data: pass --data FILE_OR_BEIR_FOLDER (or data: in --config)"
         )
-    result = run_training(cfg)
-    summary = {
-        "output": str(result.output),
-        "steps": result.steps,
-        "seconds": round(result.seconds, 1),
-        "pairs/s": round(result.pairs_per_second, 2),
-        "metric": result.metric,
-        "base": result.base_score,
-        "best": result.best_score,
-        "best step": result.best_step,
-        "improved over base": result.improved,
-    }
+    from ragtune.io import claim_output
+
+    sources = [s for s in (cfg.data, cfg.eval_data) if s and not s.startswith("hf:")]
+    claim_output(cfg.output, "model", overwrite=overwrite, sources=sources)  # before the model
+    from ragtune.model.cpu import cpu_memory_policy
+    from ragtune.model.encoder import default_device
+
+    # The process's malloc policy is the command's to set (TrainConfig.cpu_memory), not train()'s.
+    with cpu_memory_policy(cfg.cpu_memory, device=default_device().type):
+        result = run_training(cfg)
+    summary = result_summary(result)
     if as_json:
         print_json(summary)
     else:
-        out.print(key_value_table("training finished", summary))
+        rows = {k.replace("_", " "): v for k, v in summary.items() if k != "history"}
+        out.print(key_value_table("training finished", rows))
+
+
+def result_summary(result: TrainResult) -> dict[str, Any]:
+    """A :class:`~ragtune.train.TrainResult` as ``{field name: value}`` for ``--json``.
+
+    The keys are the result's own field names (``base_score``, ``pairs_per_second``), so a script
+    reads the same names from ``--json`` as from Python; the table shows them with spaces.
+    """
+    summary = {f.name: getattr(result, f.name) for f in fields(result)}
+    summary["output"] = str(summary["output"])
+    summary["seconds"] = round(summary["seconds"], 1)
+    summary["pairs_per_second"] = round(summary["pairs_per_second"], 2)
+    return summary

@@ -10,7 +10,8 @@ Information Retrieval Models" (NeurIPS 2021 Datasets and Benchmarks)::
 A document's title and text stay apart in :class:`Document`; training pairs join them the way
 BEIR's models do (title, a space, text; see :meth:`Document.full_text`). Problems are one
 :class:`DataError` naming the file, the line and the field; a qrels line that names a query or
-document missing from the folder is an error, not a silent drop.
+document missing from the folder is an error, not a silent drop, and so is a text or id a
+tokenizer cannot take (:func:`~ragtune.data.valid_text.text_problem`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from ragtune.data.jsonl import open_binary
 from ragtune.data.schema import Document, EvalSet, Example, Qrels
+from ragtune.data.valid_text import text_problem
 from ragtune.errors import DataError
 from ragtune.io import atomic_dir
 
@@ -126,7 +128,7 @@ def read_qrels(path: Path) -> Iterator[tuple[int, str, str, int]]:
     with open_binary(path) as f:
         for line, raw in enumerate(f, start=1):
             try:
-                text = raw.decode("utf-8").rstrip("\r\n")
+                text = raw.decode("utf-8-sig" if line == 1 else "utf-8").rstrip("\r\n")
             except UnicodeDecodeError as exc:
                 raise DataError(
                     f"invalid UTF-8: {raw[exc.start : exc.end]!r}", path=source, line=line
@@ -257,7 +259,7 @@ def _id(obj: Mapping[str, Any], path: Path, line: int) -> str:
             field="_id",
             hint='every line needs a non-empty "_id" string',
         )
-    return str(value)
+    return _readable(str(value), "_id", path, line)
 
 
 def _str_field(obj: Mapping[str, Any], name: str, path: Path, line: int, *, required: bool) -> str:
@@ -270,6 +272,13 @@ def _str_field(obj: Mapping[str, Any], name: str, path: Path, line: int, *, requ
         raise DataError(
             f"expected text, got {type(value).__name__}", path=str(path), line=line, field=name
         )
+    return _readable(value, name, path, line)
+
+
+def _readable(value: str, name: str, path: Path, line: int) -> str:
+    problem = text_problem(value)
+    if problem is not None:
+        raise DataError(problem.message, path=str(path), line=line, field=name, hint=problem.hint)
     return value
 
 

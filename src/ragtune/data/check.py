@@ -3,12 +3,14 @@
 :func:`check_data` reads a source the way training will (:func:`load_training_data`, but keeping
 bad rows as findings instead of stopping at the first) and reports, each with a severity:
 
-* **error** - rows that cannot be used (empty text, bad label, malformed JSON...), a negative
-  that is also a positive of the same query, one pair labelled both 1 and 0, and evaluation
-  queries that also appear in the training data (leakage: the score would be inflated);
-* **warning** - repeated rows, near-duplicate queries or documents (equal once case, whitespace
-  and punctuation are ignored), one document being the positive of several queries (in-batch
-  negatives then push a query away from its own answer), a query identical to its document,
+* **error** - rows that cannot be used (empty text, bad label, malformed JSON, an unterminated
+  CSV quote, text a tokenizer cannot take...), a negative that is also a positive of the same
+  query, one pair labelled both 1 and 0, and evaluation queries that also appear in the training
+  data (leakage: the score would be inflated);
+* **warning** - repeated rows (the same texts by :func:`~ragtune.data.identity.text_identity`),
+  near-duplicate queries or documents (equal once case, whitespace and punctuation are
+  ignored), one document being the positive of several queries (in-batch negatives then push a
+  query away from its own answer), a query identical to its document,
   training positives that are relevant documents of the evaluation set, texts the model would
   truncate;
 * **info** - counts, positives per query, label balance, token-length percentiles.
@@ -41,6 +43,7 @@ from ragtune.data.findings import (
     lengths,
     overlap,
 )
+from ragtune.data.identity import text_identity
 from ragtune.data.readers import load_training_data, read_examples
 from ragtune.data.records import ColumnMap, ReadStats, Record, Shape
 from ragtune.data.schema import LabelledPair
@@ -113,8 +116,8 @@ def check_data(
         "shape": stats.shape,
         "rows": stats.rows,
         "usable rows": len(records),
-        "unique queries": len(set(queries)),
-        "unique documents": len(set(documents)),
+        "unique queries": len({text_identity(q) for q in queries}),
+        "unique documents": len({text_identity(d) for d in documents}),
     }
     if not records:
         findings.append(Finding("error", "no_rows", "no usable rows"))

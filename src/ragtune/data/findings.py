@@ -1,16 +1,20 @@
 """The rules of the data health check (:mod:`ragtune.data.check`): records in, findings out.
 
-Pure functions over in-memory records; nothing here reads files or loads a model.
+Pure functions over in-memory records; nothing here reads files or loads a model. "The same text"
+is :func:`~ragtune.data.identity.text_identity` (what training masks and mining excludes), so a
+repeated row or a negative that is a positive is reported exactly when training would treat it
+as one; near duplicates and leakage use the looser
+:func:`~ragtune.data.identity.near_duplicate_key`.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ragtune.data.identity import near_duplicate_key, text_identity
 from ragtune.data.records import ReadStats, Record
 from ragtune.data.schema import Example, LabelledPair
 
@@ -26,11 +30,6 @@ class Finding:
     message: str
     count: int = 0
     examples: list[str] = field(default_factory=list)
-
-
-def normalise(text: str) -> str:
-    """Case, punctuation and whitespace removed: the key of near-duplicate detection."""
-    return " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split())
 
 
 def documents_of(record: Record) -> list[str]:
@@ -56,15 +55,20 @@ def duplicates(
     records: Sequence[Record], queries: list[str], documents: list[str]
 ) -> list[Finding]:
     findings = []
-    repeats = Counter(records)
+    repeats: Counter[tuple[object, ...]] = Counter()
+    query_of: dict[tuple[object, ...], str] = {}  # a row's key -> its query as first written
+    for record in records:
+        key = _row_identity(record)
+        repeats[key] += 1
+        query_of.setdefault(key, record.query)
     extra = sum(n - 1 for n in repeats.values())
     if extra:
-        shown = [r.query for r, n in repeats.items() if n > 1][:SHOWN]
+        shown = [query_of[key] for key, n in repeats.items() if n > 1][:SHOWN]
         findings.append(
             Finding(
                 "warning",
                 "duplicate_rows",
-                f"{extra} row(s) repeat an earlier row exactly",
+                f"{extra} row(s) repeat an earlier row (the same texts, spacing aside)",
                 extra,
                 shown,
             )
@@ -84,22 +88,50 @@ def duplicates(
     return findings
 
 
+def _row_identity(record: Record) -> tuple[object, ...]:
+    """A row's texts as text identities, with its ids and label: equal keys are one row twice."""
+    if isinstance(record, LabelledPair):
+        return (
+            "labelled",
+            text_identity(record.query),
+            text_identity(record.document),
+            record.label,
+            record.query_id,
+            record.document_id,
+        )
+    return (
+        "example",
+        text_identity(record.query),
+        text_identity(record.positive),
+        tuple(text_identity(n) for n in record.negatives),
+        record.query_id,
+        record.positive_id,
+    )
+
+
 def _near_duplicates(texts: Iterable[str]) -> list[list[str]]:
     by_key: dict[str, set[str]] = defaultdict(set)
     for text in texts:
-        by_key[normalise(text)].add(text)
+        by_key[near_duplicate_key(text)].add(text)
     return [sorted(group) for group in by_key.values() if len(group) > 1]
 
 
 def consistency(records: Sequence[Record]) -> list[Finding]:
     findings = []
     examples = [r for r in records if isinstance(r, Example)]
-    positives: dict[str, set[str]] = defaultdict(set)  # query -> its positives
+    positives: dict[str, set[str]] = defaultdict(set)  # query -> its positives (text identities)
     queries_of: dict[str, set[str]] = defaultdict(set)  # positive -> queries
+    shown_as: dict[str, str] = {}  # a positive's identity -> its text as first written
     for ex in examples:
-        positives[ex.query].add(ex.positive)
-        queries_of[ex.positive].add(ex.query)
-    clashes = [ex.query for ex in examples if any(n in positives[ex.query] for n in ex.negatives)]
+        query, positive = text_identity(ex.query), text_identity(ex.positive)
+        positives[query].add(positive)
+        queries_of[positive].add(query)
+        shown_as.setdefault(positive, ex.positive)
+    clashes = [
+        ex.query
+        for ex in examples
+        if any(text_identity(n) in positives[text_identity(ex.query)] for n in ex.negatives)
+    ]
     if clashes:
         findings.append(
             Finding(
@@ -119,10 +151,14 @@ def consistency(records: Sequence[Record]) -> list[Finding]:
                 f"{len(shared)} document(s) are the positive of several queries: in-batch "
                 "negatives will push those queries apart from a correct answer (batch them apart)",
                 len(shared),
-                [d[:80] for d in shared[:SHOWN]],
+                [shown_as[d][:80] for d in shared[:SHOWN]],
             )
         )
-    same = [r.query for r in records if normalise(r.query) == normalise(documents_of(r)[0])]
+    same = [
+        r.query
+        for r in records
+        if near_duplicate_key(r.query) == near_duplicate_key(documents_of(r)[0])
+    ]
     if same:
         findings.append(
             Finding(
@@ -138,9 +174,12 @@ def consistency(records: Sequence[Record]) -> list[Finding]:
     labelled = [r for r in records if isinstance(r, LabelledPair)]
     if labelled:
         labels: dict[tuple[str, str], set[float]] = defaultdict(set)
+        first_query: dict[str, str] = {}  # a query's identity -> its text as first written
         for p in labelled:
-            labels[(p.query, p.document)].add(p.label)
-        conflicts = [q for (q, _), ls in labels.items() if len(ls) > 1]
+            query = text_identity(p.query)
+            labels[(query, text_identity(p.document))].add(p.label)
+            first_query.setdefault(query, p.query)
+        conflicts = [first_query[q] for (q, _), ls in labels.items() if len(ls) > 1]
         if conflicts:
             findings.append(
                 Finding(
@@ -189,15 +228,15 @@ def overlap(
     records: Sequence[Record], eval_queries: list[str], eval_docs: list[str]
 ) -> list[Finding]:
     """Train queries that are eval queries (error); positives relevant in eval (warning)."""
-    eq = {normalise(q) for q in eval_queries}
-    ed = {normalise(d) for d in eval_docs}
-    train_q = sorted({r.query for r in records if normalise(r.query) in eq})
+    eq = {near_duplicate_key(q) for q in eval_queries}
+    ed = {near_duplicate_key(d) for d in eval_docs}
+    train_q = sorted({r.query for r in records if near_duplicate_key(r.query) in eq})
     train_d = sorted(
         {
             d
             for r in records
             if (d := documents_of(r)[0])
-            and normalise(d) in ed
+            and near_duplicate_key(d) in ed
             and (not isinstance(r, LabelledPair) or r.label > 0)
         }
     )

@@ -17,8 +17,10 @@ that fails names the drop, and every drop is counted:
   ("@param ...", "Args: ...") where a summary should be; a leading "Internal:" is removed;
 * ``short_query``/``long_query``: fewer than ``min_query_words`` or more than
   ``max_query_words`` words;
-* ``duplicate_code``/``duplicate_query``: the same whitespace-normalised code, or the same
-  summary once case, punctuation and spacing are ignored, as a function earlier in the walk
+* ``duplicate_code``/``duplicate_query``: the same code
+  (:func:`~ragtune.data.identity.text_identity`: spacing aside), or the same summary once case,
+  punctuation and spacing are ignored
+  (:func:`~ragtune.data.identity.near_duplicate_key`), as a function earlier in the walk
   (the first one is kept).
 """
 
@@ -32,7 +34,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ragtune.data.findings import normalise
+from ragtune.data.identity import near_duplicate_key, text_identity
 from ragtune.data.pyfunctions import PyFunction, extract_functions, parse_source, summarise
 from ragtune.data.schema import Document
 
@@ -121,8 +123,8 @@ def scan_tree(root: Path, filters: FunctionFilters = FunctionFilters()) -> Scan:
     seen_query: set[str] = set()
     for reason, cand in judged:  # documented functions first: they claim their code
         if reason is None:
-            code_key = " ".join(cand.fn.code.split())
-            query_key = normalise(cand.query)  # as the data check compares queries
+            code_key = text_identity(cand.fn.code)
+            query_key = near_duplicate_key(cand.query)  # as the data check compares queries
             if code_key in seen_code:
                 reason = "duplicate_code"
             elif query_key in seen_query:
@@ -134,7 +136,7 @@ def scan_tree(root: Path, filters: FunctionFilters = FunctionFilters()) -> Scan:
         if reason is not None:
             scan.dropped[reason] += 1
     for reason, cand in judged:  # then functions without docstrings, as distractors
-        code_key = " ".join(cand.fn.code.split())
+        code_key = text_identity(cand.fn.code)
         usable = cand.fn.problem is None and _size_ok(cand.fn, filters)
         if reason == "no_docstring" and usable and code_key not in seen_code:
             seen_code.add(code_key)

@@ -16,6 +16,7 @@ from ragtune.data.records import Row, RowError
 from ragtune.errors import DataError
 
 _BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 def iter_jsonl_rows(path: Path) -> Iterator[tuple[int, Row | RowError]]:
@@ -133,12 +134,22 @@ def looks_like_json_array(path: Path) -> bool:
 
 
 def open_binary(path: Path) -> BinaryIO:
+    """Open a data file for reading; a UTF-16 file is refused here, before any line is read."""
     try:
-        return open(path, "rb")
+        f = open(path, "rb")  # noqa: SIM115 - returned open, closed by the caller's with
     except FileNotFoundError:
         raise DataError("file not found", path=str(path)) from None
     except IsADirectoryError:
         raise DataError("expected a file, found a folder", path=str(path)) from None
+    if f.peek(2)[:2] in _UTF16_BOMS:  # every other byte NUL: UTF-8 decoding would mislead
+        f.close()
+        raise DataError(
+            "the file is UTF-16 (it starts with a UTF-16 byte order mark), not UTF-8",
+            path=str(path),
+            line=1,
+            hint="save it as UTF-8 (e.g. iconv -f utf-16 -t utf-8)",
+        )
+    return f
 
 
 def _encoding_error(source: str, line: int, exc: UnicodeDecodeError, where: str) -> RowError:

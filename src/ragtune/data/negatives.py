@@ -5,7 +5,8 @@ or a copy of it under another id, teaching the model the opposite of the truth. 
 is *eligible* as a negative for a query only if
 
 * its id is not the id of any of that query's positives, and
-* its text (whitespace-normalised) is not the text of any of that query's positives.
+* its text is not the text of any of that query's positives (the same text by
+  :func:`~ragtune.data.identity.text_identity`: spacing and Unicode form aside).
 
 Queries are grouped by ``query_id`` when it is set, by query text otherwise, so a query with several
 positives never gets any of them as a negative. Draws use ``random.Random(seed)``: the same pairs,
@@ -24,6 +25,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ragtune.data.identity import text_identity
 from ragtune.data.schema import Document, Example, LabelledPair
 from ragtune.errors import DataError
 
@@ -101,14 +103,14 @@ class NegativeSampler:
 
     def __init__(self, pool: Sequence[Candidate], seed: int = 0) -> None:
         self.pool = list(pool)
-        self._norm = [_normalise(text) for _, text in self.pool]
+        self._norm = [text_identity(text) for _, text in self.pool]
         self.rng = random.Random(seed)
 
     def draw(self, group: _Group, k: int, also_exclude: Sequence[str] = ()) -> list[Candidate]:
         """``k`` distinct candidates, none relevant to ``group`` (nor in ``also_exclude``)."""
         if k == 0:
             return []
-        banned_texts = group.relevant_texts | {_normalise(t) for t in also_exclude}
+        banned_texts = group.relevant_texts | {text_identity(t) for t in also_exclude}
 
         def eligible(i: int) -> bool:
             doc_id = self.pool[i][0]
@@ -153,7 +155,7 @@ def _group(pairs: Sequence[Example], k: int) -> dict[tuple[str, str], _Group]:
             )
         group = groups.setdefault(_key(ex), _Group())
         group.examples.append(ex)
-        group.relevant_texts.add(_normalise(ex.positive))
+        group.relevant_texts.add(text_identity(ex.positive))
         if ex.positive_id is not None:
             group.relevant_ids.add(ex.positive_id)
     return groups
@@ -165,7 +167,7 @@ def _pool(pairs: Sequence[Example], corpus: Mapping[str, Document] | None) -> li
     seen: set[str] = set()
     pool: list[Candidate] = []
     for ex in pairs:
-        norm = _normalise(ex.positive)
+        norm = text_identity(ex.positive)
         if norm not in seen:
             seen.add(norm)
             pool.append((ex.positive_id, ex.positive))
@@ -174,7 +176,3 @@ def _pool(pairs: Sequence[Example], corpus: Mapping[str, Document] | None) -> li
 
 def _key(ex: Example) -> tuple[str, str]:
     return ("id", ex.query_id) if ex.query_id is not None else ("text", ex.query)
-
-
-def _normalise(text: str) -> str:
-    return " ".join(text.split())

@@ -29,8 +29,9 @@ from ragtune.data.jsonl import (
     iter_jsonl_stream,
     looks_like_json_array,
 )
+from ragtune.data.parquet import iter_parquet_rows
 from ragtune.data.records import ColumnMap, ReadStats, Record, RecordReader, Shape
-from ragtune.data.tabular import iter_csv_rows, iter_parquet_rows
+from ragtune.data.tabular import iter_csv_rows
 from ragtune.errors import DataError
 
 logger = logging.getLogger(__name__)

@@ -16,27 +16,42 @@ them to :class:`RecordReader`, so the rules below are the same whatever the form
 
 * Column names are mapped with :class:`ColumnMap` (``ColumnMap(query="question")``).
 * Optional id columns (``query_id``, ``positive_id``, ``document_id``) are kept when present.
+* Every negative a row holds is kept: a ``negatives`` list and ``negative``, ``negative_2``, ...
+  columns together, in that order. A row with negatives in a file read as pairs because its first
+  row has none is an error rather than a silent drop (``shape="pairs"`` drops them on purpose).
+* Texts and ids a tokenizer cannot take (:func:`~ragtune.data.valid_text.text_problem`: lone
+  surrogates, NUL characters) are refused with the field that holds them.
 * A bad row raises :class:`RowError` (a :class:`~ragtune.errors.DataError` naming file, line and
   field) unless ``skip_invalid=True``; skipped rows are counted by problem in :class:`ReadStats`.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from ragtune.data.fields import FieldReader, Row, RowError
 from ragtune.data.schema import Example, LabelledPair
 from ragtune.errors import DataError
+
+__all__ = [
+    "SHAPES",
+    "ColumnMap",
+    "ReadStats",
+    "Record",
+    "RecordReader",
+    "Row",
+    "RowError",
+    "Shape",
+    "detect_shape",
+]
 
 Shape = Literal["pairs", "tuples", "labelled"]
 SHAPES: tuple[str, ...] = get_args(Shape)
 Record = Example | LabelledPair
-Row = Mapping[str, Any]
 
 MAX_REASONS = 5  # skipped-row messages kept verbatim in ReadStats; the rest are only counted
 MAX_EXAMPLES_PER_PROBLEM = 3
@@ -68,23 +83,6 @@ class ColumnMap:
             if m:
                 found.append((int(m.group(1) or 1), name))
         return [name for _, name in sorted(found)]
-
-
-class RowError(DataError):
-    """One bad row; ``problem`` is a short code (``empty_text``, ``bad_label``...) for counting."""
-
-    def __init__(
-        self,
-        problem: str,
-        message: str,
-        *,
-        path: str,
-        line: int | None,
-        field: str | None = None,
-        hint: str | None = None,
-    ) -> None:
-        super().__init__(message, path=path, line=line, field=field, hint=hint)
-        self.problem = problem
 
 
 @dataclass
@@ -183,6 +181,7 @@ class RecordReader(Iterator[Record]):
         self.skip_invalid = skip_invalid
         self.cells_are_text = cells_are_text  # CSV: labels and lists arrive as text
         self.stats = ReadStats(source=source, shape=shape)
+        self.shape_given = shape is not None  # shape="pairs" given: negatives dropped on purpose
         self._rows = iter(rows)
 
     def __iter__(self) -> RecordReader:
@@ -208,7 +207,7 @@ class RecordReader(Iterator[Record]):
         if self.stats.shape is None:
             self.stats.shape = detect_shape(row.keys(), self.columns, path=self.source, line=line)
         c = self.columns
-        get = _Getter(row, self.source, line)
+        get = FieldReader(row, self.source, line)
         if self.stats.shape == "labelled":
             return LabelledPair(
                 query=get.text(c.query),
@@ -218,6 +217,8 @@ class RecordReader(Iterator[Record]):
                 document_id=get.optional_id(c.document_id),
             )
         negatives: list[str] = []
+        if self.stats.shape == "pairs" and not self.shape_given:
+            _refuse_negatives_in_pairs(row, c, self.source, line)
         if self.stats.shape == "tuples":
             if c.negatives in row and row[c.negatives] is not None:
                 negatives += get.text_list(c.negatives, self.cells_are_text)
@@ -240,91 +241,19 @@ class RecordReader(Iterator[Record]):
         )
 
 
-@dataclass
-class _Getter:
-    """Field access with one clear error per problem."""
-
-    row: Row
-    path: str
-    line: int
-
-    def _error(self, problem: str, message: str, name: str, hint: str | None = None) -> RowError:
-        return RowError(problem, message, path=self.path, line=self.line, field=name, hint=hint)
-
-    def text(self, name: str) -> str:
-        value = self.row.get(name)
-        if value is None:
-            raise self._error(
-                "missing_field",
-                "missing required field",
-                name,
-                hint=f"fields in this row: {sorted(self.row)}",
-            )
-        if not isinstance(value, str):
-            raise self._error(
-                "bad_type", f"expected text, got {type(value).__name__} {_short(value)}", name
-            )
-        if not value.strip():
-            raise self._error(
-                "empty_text", "empty text", name, hint="remove the row or pass skip_invalid=True"
-            )
-        return value
-
-    def text_list(self, name: str, cells_are_text: bool) -> list[str]:
-        value = self.row[name]
-        if cells_are_text and isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError:
-                raise self._error(
-                    "bad_type",
-                    "expected a JSON list of texts",
-                    name,
-                    hint='in CSV write the list as JSON, e.g. "[""text one"", ""text two""]"',
-                ) from None
-        if not isinstance(value, list | tuple):
-            raise self._error("bad_type", f"expected a list of texts, got {_short(value)}", name)
-        texts = []
-        for i, item in enumerate(value):
-            if not isinstance(item, str):
-                raise self._error("bad_type", f"item {i} is not text: {_short(item)}", name)
-            if not item.strip():
-                raise self._error("empty_text", f"item {i} is empty text", name)
-            texts.append(item)
-        return texts
-
-    def label(self, name: str, cells_are_text: bool) -> float:
-        value = self.row.get(name)
-        hint = "a label is 1 (relevant), 0 (irrelevant) or a score in [0, 1]"
-        if value is None or (cells_are_text and value == ""):
-            raise self._error("missing_field", "missing label", name, hint=hint)
-        if isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                raise self._error(
-                    "bad_label", f"label {value!r} is not a number", name, hint
-                ) from None
-        if not isinstance(value, int | float) or math.isnan(value):
-            raise self._error("bad_label", f"label {_short(value)} is not a number", name, hint)
-        if not 0.0 <= value <= 1.0:
-            raise self._error(
-                "label_out_of_range",
-                f"label {value} is outside [0, 1]",
-                name,
-                hint=hint + "; rescale scores first (e.g. divide 0-5 similarity ratings by 5)",
-            )
-        return float(value)
-
-    def optional_id(self, name: str) -> str | None:
-        value = self.row.get(name)
-        if value is None or value == "":
-            return None
-        return str(value)
-
-
-def _short(value: Any, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _refuse_negatives_in_pairs(row: Row, columns: ColumnMap, source: str, line: int) -> None:
+    """A row of a pairs file that carries negatives: reading on would drop them without a word."""
+    names = [n for n in columns.negative_columns(row.keys()) if row[n] not in (None, "")]
+    if row.get(columns.negatives) not in (None, "", [], ()):
+        names.insert(0, columns.negatives)
+    if names:
+        raise RowError(
+            "unexpected_negatives",
+            "row has negatives but the file is read as pairs (its first row has none), "
+            "so they would be dropped",
+            path=source,
+            line=line,
+            field=names[0],
+            hint="give every row its negatives (the first row decides the shape), "
+            "or drop them on purpose with shape='pairs'",
+        )

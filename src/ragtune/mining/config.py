@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 from ragtune.errors import RagtuneError
 
@@ -34,7 +35,11 @@ class MiningConfig:
 
     The teacher is the dense encoder (cosine or dot score, as its config says) or, when one is
     given, a cross-encoder that rescores every candidate in the window.
+
+    Every value is checked at construction; errors name the key (``mining.num_negatives``).
     """
+
+    SECTION: ClassVar[str] = "mining"
 
     source: Source = "dense"
     num_negatives: int = 5
@@ -65,19 +70,46 @@ class MiningConfig:
                 raise RagtuneError(
                     f"unknown {name} {value!r}; choose one of {', '.join(map(repr, valid))}"
                 )
-        if self.num_negatives < 1:
-            raise RagtuneError(f"num_negatives must be at least 1, got {self.num_negatives}")
+        for key in ("num_negatives", "batch_size"):
+            count = getattr(self, key)
+            _require(_integer(count) and count >= 1, key, ">= 1", count)
+        for key in ("range_min", "range_max"):
+            _require(_integer(getattr(self, key)), key, "an integer", getattr(self, key))
         if not 0 <= self.range_min < self.range_max:
             raise RagtuneError(
-                f"need 0 <= range_min < range_max, got range_min={self.range_min}, "
-                f"range_max={self.range_max}"
+                f"mining.range_min and range_max need 0 <= range_min < range_max, "
+                f"got range_min={self.range_min}, range_max={self.range_max}"
             )
-        if self.margin is not None and self.margin < 0:
-            raise RagtuneError(f"margin must be >= 0, got {self.margin}")
-        if self.relative_margin is not None and not 0 < self.relative_margin <= 1:
-            raise RagtuneError(f"relative_margin must be in (0, 1], got {self.relative_margin}")
-        if self.batch_size < 1:
-            raise RagtuneError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.margin is not None:
+            _require(
+                _finite(self.margin) and self.margin >= 0,
+                "margin",
+                "a finite number >= 0",
+                self.margin,
+            )
+        if self.relative_margin is not None:
+            share = self.relative_margin
+            _require(
+                _finite(share) and 0 < share <= 1,
+                "relative_margin",
+                "a finite number in (0, 1]",
+                share,
+            )
+        if self.max_score is not None:
+            _require(_finite(self.max_score), "max_score", "a finite number", self.max_score)
+        _require(
+            _integer(self.seed) and 0 <= self.seed <= 2**32 - 1,
+            "seed",
+            "in [0, 4294967295]",
+            self.seed,
+        )
+        for key, hint in (
+            ("cache_dir", "a folder for the embedding cache"),
+            ("cross_encoder", "a model folder"),
+        ):
+            path = getattr(self, key)
+            if path is not None and not (isinstance(path, str) and path.strip()):
+                raise RagtuneError(f"mining.{key} must not be empty: give {hint}, or leave it out")
 
     @property
     def filters_on(self) -> bool:
@@ -91,3 +123,17 @@ class MiningConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _require(ok: bool, key: str, allowed: str, value: object) -> None:
+    """Raise ``mining.<key> must be <allowed>, got <value>`` unless ``ok``."""
+    if not ok:
+        raise RagtuneError(f"mining.{key} must be {allowed}, got {value!r}")
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

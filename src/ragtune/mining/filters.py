@@ -3,9 +3,10 @@
 For one example with positive score ``p`` (the teacher's score of the query and its positive) and
 candidates ranked by a retriever, in this order:
 
-1. **Positives out.** A candidate that is one of the query's positives, by id or by identical
-   (whitespace-normalised) text, is removed before ranks are counted: it is never a negative and
-   never takes a rank slot (:func:`is_positive`, :func:`ranks_without`).
+1. **Positives out.** A candidate that is one of the query's positives, by id or by the same
+   text (:func:`~ragtune.data.identity.text_identity`: spacing and Unicode form aside), is removed
+   before ranks are counted: it is never a negative and never takes a rank slot
+   (:func:`is_positive`, :func:`ranks_without`).
 2. **Rank window.** Ranks ``range_min .. range_max - 1`` (0-based) are kept (:func:`in_window`):
    the very top of a ranking is where unlabelled relevant documents sit.
 3. **One copy per text.** Only the first candidate with a given text is kept
@@ -37,14 +38,13 @@ from collections.abc import Collection, Sequence
 
 import numpy as np
 
+from ragtune.data.identity import text_identity
 from ragtune.errors import RagtuneError
 
 FILTER_NAMES: tuple[str, ...] = ("margin", "relative_margin", "max_score")
 
-
-def normalise_text(text: str) -> str:
-    """Collapse runs of whitespace, so texts that differ only in spacing count as identical."""
-    return " ".join(text.split())
+normalise_text = text_identity
+"""The key of "same text" in mining: :func:`ragtune.data.identity.text_identity`."""
 
 
 def is_positive(

@@ -2,7 +2,12 @@
 
 One :class:`Encoder` embeds both queries and documents (shared weights: the Sentence-BERT siamese
 setup). It pools from the final layer or from any intermediate layer ``k``; :meth:`Encoder.truncate`
-then drops the layers above ``k`` so they are no longer computed.
+then drops the layers above ``k`` so they are no longer computed. It implements
+:class:`ragtune.model.EmbeddingModel`, as the ONNX Runtime encoder does, and is the one that trains.
+
+A constructed encoder is the Hugging Face model as loaded: ragtune's CPU speed paths
+(:mod:`ragtune.model.cpu`) are switched on by training, and by :meth:`Encoder.encode` on its first
+CPU call, through :func:`ragtune.model.cpu.enable_cpu_fast_paths`.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,19 +28,19 @@ from torch import nn
 
 from ragtune.errors import RagtuneError
 from ragtune.io import atomic_dir
-from ragtune.model.attention import use_fp32_cpu_attention
 from ragtune.model.batches import length_sorted_batches
-from ragtune.model.dropout import use_fast_cpu_dropout
-from ragtune.model.fused import FusedForward, unsupported_reason
+from ragtune.model.cpu.fast_paths import CpuFastPaths, FusedForward, enable_cpu_fast_paths
+from ragtune.model.folder import check_model_folder
+from ragtune.model.onnx import is_onnx_folder
 from ragtune.model.pooling import pool
 from ragtune.model.precision import Precision, autocast_dtype
+from ragtune.model.protocol import Output
 from ragtune.model.resolve import resolve_model_path
 from ragtune.model.saving import read_folder_config, write_folder_config
 from ragtune.model.spec import EncoderConfig
 from ragtune.progress import make_progress, progress_enabled
 
 Features = dict[str, torch.Tensor]
-Output = Literal["sentence", "tokens"]
 
 
 class Encoder(nn.Module):
@@ -59,14 +64,11 @@ class Encoder(nn.Module):
             backbone.pooler = None
         if tokenizer.pad_token is None and tokenizer.eos_token is not None:
             tokenizer.pad_token = tokenizer.eos_token  # decoder models ship without one
-        # Same as sdpa, except that attention stays fp32 under CPU bf16 autocast (faster there).
-        use_fp32_cpu_attention(backbone)
-        use_fast_cpu_dropout(backbone)
+        self.cpu_fast_paths: CpuFastPaths | None = None
+        """What :func:`~ragtune.model.cpu.enable_cpu_fast_paths` switched on (None: nothing yet)."""
         self.fused_inference = True
         """fp32 CPU encoding through oneDNN-fused layers where the architecture allows it
-        (model/fused.py); set False to always run the Hugging Face forward."""
-        self._fused: FusedForward | None = None
-        self._fused_checked = False
+        (model/cpu/fused.py); set False to always run the Hugging Face forward."""
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -92,31 +94,24 @@ class Encoder(nn.Module):
         """Load a ragtune, sentence-transformers or plain Hugging Face model folder or hub id.
 
         Keyword arguments override what the folder says about itself. Weights are read from
-        safetensors only; ``trust_remote_code`` stays off unless asked for.
+        safetensors only; ``trust_remote_code`` stays off unless asked for. PyTorch models only:
+        an ONNX export is refused with a pointer to :func:`ragtune.model.load_model`, which
+        opens either kind for inference.
         """
         from transformers import AutoConfig, AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
-        from ragtune.model.onnx import OnnxEncoder, is_onnx_folder
-
         if is_onnx_folder(name_or_path):
-            # An exported folder runs through onnxruntime with the same inference interface
-            # (encode, encode_queries, encode_documents, config, fingerprint); it cannot train.
-            onnx = OnnxEncoder.load(
-                name_or_path,
-                pooling=pooling,
-                normalize=normalize,
-                layer=layer,
-                max_seq_length=max_seq_length,
-                query_prompt=query_prompt,
-                document_prompt=document_prompt,
-                device=device,
+            raise RagtuneError(
+                f"{name_or_path} is an ONNX export, not a PyTorch model: it runs inference only "
+                "(open it with ragtune.load_model); training and export need the PyTorch model "
+                "folder it was exported from"
             )
-            return cast(Encoder, onnx)
 
         hf_logging.disable_progress_bar()  # ragtune draws its own bars; keep stderr readable
         hf_logging.set_verbosity_error()
         folder = resolve_model_path(name_or_path, revision=revision)
+        check_model_folder(folder)  # one line naming a damaged or half-written file
         cfg, transformer_dir = read_folder_config(folder)
         overrides: dict[str, Any] = {
             "pooling": pooling,
@@ -233,6 +228,9 @@ class Encoder(nn.Module):
         depth = self.num_layers if self.config.layer is None else self.config.layer
         show = progress_enabled(show_progress, default=n >= 8 * batch_size)
         try:
+            fused = self._fused_forward()
+            if autocast is not None:
+                fused = None  # the fused path is fp32 only
             with make_progress("texts", enabled=show) as bar, torch.inference_mode():
                 task = bar.add_task(description, total=n)
                 for idx in batches:
@@ -242,7 +240,6 @@ class Encoder(nn.Module):
                         return_tensors="pt",
                     )
                     batch = {k: v.to(device) for k, v in batch.items()}
-                    fused = self._fused_forward(batch) if autocast is None else None
                     with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
                         if fused is not None:
                             tokens, mask = fused(batch, depth), batch["attention_mask"]
@@ -268,18 +265,14 @@ class Encoder(nn.Module):
             return results
         return np.stack(results).astype(np.float32, copy=False)
 
-    def _fused_forward(self, batch: Features) -> FusedForward | None:
-        """The fused fp32 CPU path, checked once against the Hugging Face forward."""
-        if not self.fused_inference or self.device.type != "cpu":
+    def _fused_forward(self) -> FusedForward | None:
+        """The fused fp32 CPU path; the CPU paths are switched on here on the first CPU call."""
+        if self.device.type != "cpu":
             return None
-        if not self._fused_checked:
-            self._fused_checked = True
-            if unsupported_reason(self.backbone) is None:
-                candidate = FusedForward(self.backbone)
-                probe = {k: v[:2] for k, v in batch.items()}
-                if candidate.verify(probe) is not None:
-                    self._fused = candidate
-        return self._fused
+        if self.cpu_fast_paths is None:  # kept once made: disable() is not undone here
+            enable_cpu_fast_paths(self, training=False, fused=self.fused_inference)
+        paths = self.cpu_fast_paths
+        return paths.fused if paths is not None and self.fused_inference else None
 
     def encode_queries(self, texts: Sequence[str], **kwargs: Any) -> Any:
         """Encode with the model's saved query prompt (e.g. ``"query: "``)."""

@@ -60,7 +60,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ragtune.errors import RagtuneError
-from ragtune.io import atomic_dir
+from ragtune.io import atomic_dir, check_output
 from ragtune.model.encoder import Encoder
 from ragtune.model.onnx import (
     CONFIG_FILE,
@@ -109,30 +109,45 @@ class _EmbeddingGraph(nn.Module):
         return emb, tokens
 
 
+OPSETS = range(14, 21)  # what both torch exporters take (the TorchScript fallback stops at 20)
+
+
+def check_opset(opset: int) -> None:
+    """Refuse an opset the exporters cannot write, before any model loads."""
+    if opset not in OPSETS:
+        raise RagtuneError(
+            f"--opset must be between {OPSETS.start} and {OPSETS.stop - 1}, got {opset}"
+        )
+
+
 def export_onnx(
     encoder: Encoder,
     out_dir: str | os.PathLike[str],
     *,
     quantize: Quantization = "none",
     opset: int = 17,
+    overwrite: bool = False,
 ) -> Path:
     """Write an ONNX Runtime model folder for ``encoder`` atomically and return its path.
 
     ``quantize="int8"`` stores the dynamically quantised graph instead of the fp32 one. A model
     that pools from an intermediate layer is exported truncated to that layer (as
-    :meth:`Encoder.save` does). If anything fails, ``out_dir`` is left as it was.
+    :meth:`Encoder.save` does). If anything fails, ``out_dir`` is left as it was. An existing
+    ``out_dir`` is replaced only when it is an earlier export (or ``overwrite``); that is checked
+    before the model is traced.
     """
     if quantize not in QUANTIZATIONS:
         valid = ", ".join(QUANTIZATIONS)
         raise RagtuneError(f"unknown quantize {quantize!r}; choose one of {valid}")
     require_onnx("onnx", "onnxruntime")
+    check_opset(opset)
+    target = check_output(out_dir, "onnx-model", overwrite=overwrite)
     import onnx
 
     model = _export_ready(encoder)
     cfg = replace(model.config, layer=None)
     example = _example_batch(model)
-    target = Path(out_dir)
-    with atomic_dir(target) as tmp:
+    with atomic_dir(target, "onnx-model", overwrite=overwrite) as tmp:
         staging = tmp / "_graph"
         staging.mkdir()
         was_training = model.training

@@ -36,6 +36,7 @@ import numpy as np
 
 from ragtune.errors import RagtuneError
 from ragtune.model.batches import length_sorted_batches
+from ragtune.model.folder import check_model_folder
 from ragtune.model.spec import EncoderConfig
 from ragtune.progress import make_progress, progress_enabled
 
@@ -69,7 +70,7 @@ def is_onnx_folder(path: str | os.PathLike[str]) -> bool:
         return False
     try:
         data = json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):  # unreadable, not UTF-8 or not JSON: check_model_folder says so
         return False
     return isinstance(data, dict) and data.get("format") == "onnx"
 
@@ -93,7 +94,10 @@ def read_onnx_folder(folder: Path) -> tuple[EncoderConfig, Quantization, dict[st
 
 
 class OnnxEncoder:
-    """The inference half of :class:`ragtune.model.Encoder`, backed by an ONNX Runtime session."""
+    """The inference half of :class:`ragtune.model.Encoder`, backed by an ONNX Runtime session.
+
+    It implements :class:`ragtune.model.EmbeddingModel`; it cannot train.
+    """
 
     def __init__(
         self,
@@ -136,6 +140,9 @@ class OnnxEncoder:
     ) -> OnnxEncoder:
         """Open an exported folder; the keywords mirror :meth:`Encoder.load`.
 
+        :func:`ragtune.model.load_model` calls this for ONNX folders and ``Encoder.load`` for
+        the rest; call it directly when the folder must be an ONNX export.
+
         Prompts and ``max_seq_length`` may be overridden. Pooling, normalisation and layer are
         part of the graph: asking for other values raises (export again instead). ``device``
         is ``"cpu"`` (default) or ``"cuda"`` (needs onnxruntime-gpu).
@@ -145,9 +152,10 @@ class OnnxEncoder:
         from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging
 
-        del revision  # a local folder has no revisions; kept so Encoder.load can pass it on
+        del revision  # a local folder has no revisions; kept so load_model passes it to both
         hf_logging.set_verbosity_error()
         root = Path(folder).expanduser()
+        check_model_folder(root)  # one line naming a damaged or half-written file
         if not is_onnx_folder(root):
             raise RagtuneError(
                 f"{root}: not an ONNX model folder (expected ragtune.json with format onnx, as "

@@ -13,23 +13,10 @@ from typing import Literal
 import torch
 
 from ragtune.errors import RagtuneError
+from ragtune.model.cpu.bf16 import cpu_supports_bf16
 from ragtune.progress import console
 
 Precision = Literal["auto", "fp32", "bf16"]
-
-
-def cpu_supports_bf16() -> bool:
-    """True when this CPU has native bf16 instructions (AVX512-BF16 or AMX).
-
-    Without them bf16 autocast is emulated and several times slower than fp32, so it is never
-    chosen automatically on such a CPU.
-    """
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def autocast_dtype(

@@ -4,8 +4,10 @@ Written (loadable by every sentence-transformers release since 2.x):
 ``modules.json``, ``sentence_bert_config.json``, ``config_sentence_transformers.json`` (prompts,
 similarity), ``1_Pooling/config.json``, ``2_Normalize/`` when normalising, the transformer's
 ``config.json`` and tokenizer files, weights as ``model.safetensors``, and ``ragtune.json`` with the
-full :class:`EncoderConfig`. Read: those folders, folders written by sentence-transformers 2-6, and
-plain Hugging Face model folders (mean pooling by default).
+full :class:`EncoderConfig`, and last the completion marker ``.ragtune-artefact`` (kind
+``"model"``, see :mod:`ragtune.io`) that loaders require of a folder with ``ragtune.json``.
+Read: those folders, folders written by sentence-transformers 2-6, and plain Hugging Face model
+folders (mean pooling by default).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.errors import RagtuneError
+from ragtune.io import write_marker
 from ragtune.model.spec import EncoderConfig
 
 RAGTUNE_FILE = "ragtune.json"
@@ -116,7 +119,10 @@ def _pooling_from_st(data: dict[str, Any], where: Path) -> str:
 def write_folder_config(
     folder: Path, cfg: EncoderConfig, dim: int, versions: dict[str, str]
 ) -> None:
-    """Write the sentence-transformers module files and ragtune.json into ``folder``."""
+    """Write the sentence-transformers module files, ragtune.json and the marker into ``folder``.
+
+    Call it after the weights and the tokenizer: the marker lists every file present.
+    """
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
         {
@@ -156,6 +162,7 @@ def write_folder_config(
         },
     )
     _write(folder / RAGTUNE_FILE, cfg.to_dict())
+    write_marker(folder, "model")
 
 
 def _write(path: Path, obj: Any) -> None:

@@ -8,17 +8,23 @@ survive save, load, export and serving.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, get_args
 
+from ragtune.config import check_choice, check_int
 from ragtune.errors import RagtuneError
-from ragtune.model.pooling import PoolingMode, check_pooling_mode
+from ragtune.model.pooling import POOLING_MODES, PoolingMode
 
 Similarity = Literal["cosine", "dot"]
 
 
 @dataclass
 class EncoderConfig:
-    """How token embeddings become one vector, and how texts are prepared."""
+    """How token embeddings become one vector, and how texts are prepared.
+
+    Checked at construction, so a hand-edited ``ragtune.json`` fails with one line naming the key.
+    """
+
+    SECTION: ClassVar[str] = "encoder"
 
     pooling: PoolingMode = "mean"
     normalize: bool = True
@@ -32,15 +38,16 @@ class EncoderConfig:
     """Where the weights came from, for provenance only."""
 
     def __post_init__(self) -> None:
-        check_pooling_mode(self.pooling)
-        if self.similarity not in ("cosine", "dot"):
-            raise RagtuneError(f"unknown similarity {self.similarity!r}; choose cosine or dot")
-        if self.max_seq_length < 1:
-            raise RagtuneError(f"max_seq_length must be positive, got {self.max_seq_length}")
-        if self.layer is not None and self.layer < 1:
-            raise RagtuneError(
-                f"layer must be >= 1 (1 = first transformer layer), got {self.layer}"
-            )
+        check_choice("encoder.pooling", self.pooling, POOLING_MODES)
+        check_choice("encoder.similarity", self.similarity, get_args(Similarity))
+        if not isinstance(self.normalize, bool):
+            raise RagtuneError(f"encoder.normalize must be true or false, got {self.normalize!r}")
+        check_int("encoder.max_seq_length", self.max_seq_length, 1)
+        if self.layer is not None:
+            check_int("encoder.layer", self.layer, 1, meaning="1 = the first transformer layer")
+        for key in ("query_prompt", "document_prompt", "base_model"):
+            if not isinstance(getattr(self, key), str):
+                raise RagtuneError(f"encoder.{key} must be text, got {getattr(self, key)!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

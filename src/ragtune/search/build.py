@@ -10,7 +10,7 @@ included) so that :mod:`ragtune.search.searcher` and the server load the same mo
 
 Example::
 
-    encoder = Encoder.load("sentence-transformers/all-MiniLM-L6-v2")
+    encoder = load_model("sentence-transformers/all-MiniLM-L6-v2")  # PyTorch or ONNX
     report = build_index("my-repo", encoder, "my-repo.idx",
                          model_ref="sentence-transformers/all-MiniLM-L6-v2")
     report.files_changed, report.chunks_embedded
@@ -27,8 +27,8 @@ from typing import Any, Literal
 import numpy as np
 
 from ragtune.errors import RagtuneError
-from ragtune.io import atomic_dir
-from ragtune.model import Encoder
+from ragtune.io import artefact_kind, atomic_dir, check_output
+from ragtune.model import EmbeddingModel
 from ragtune.search.chunking import Chunk, HFTokenCounter, chunk_text
 from ragtune.search.files import DEFAULT_MAX_FILE_BYTES, walk_text_files
 from ragtune.search.store import FORMAT, MANIFEST, IndexStore, StoredChunk, StoredFile, write_store
@@ -100,12 +100,13 @@ class BuildReport:
 
 def build_index(
     folder: str | os.PathLike[str],
-    encoder: Encoder,
+    encoder: EmbeddingModel,
     out_dir: str | os.PathLike[str],
     config: IndexConfig | None = None,
     *,
     model_ref: str | None = None,
     show_progress: bool | None = None,
+    overwrite: bool = False,
 ) -> BuildReport:
     """Index the text files under ``folder`` into ``out_dir`` (created or updated atomically).
 
@@ -117,10 +118,14 @@ def build_index(
         model_ref: how to load ``encoder`` again (hub id or folder); a folder is recorded as an
             absolute path. Default: the encoder's ``base_model``.
         show_progress: draw the encoding bar (default: for more than a few batches).
+        overwrite: replace ``out_dir`` even when it is not a ragtune index. Without it, a
+            folder of other files, ``folder`` itself or a folder above it is refused (before
+            anything is embedded), as :func:`ragtune.io.check_output` says.
     """
     config = config or IndexConfig()
     started = time.perf_counter()
-    root, out = Path(folder), Path(out_dir)
+    root = Path(folder)
+    out = check_output(out_dir, "index", overwrite=overwrite, sources=[root])
     out_abs, root_abs = out.resolve(), root.resolve()
     exclude = list(config.exclude)
     if out_abs.is_relative_to(root_abs) and out_abs != root_abs:
@@ -137,7 +142,8 @@ def build_index(
         raise RagtuneError(f"{root}: no text files to index (skipped: {skipped})")
 
     fingerprint = encoder.fingerprint()
-    old = IndexStore.open(out) if (out / MANIFEST).is_file() else None
+    ours = (out / MANIFEST).is_file() and artefact_kind(out) == "index"
+    old = IndexStore.open(out) if ours else None
     try:
         old_files = old.files() if old is not None else {}
         report.full_rebuild_reason = _rebuild_reason(old, fingerprint, config) if old else ""
@@ -208,7 +214,7 @@ def build_index(
         "skipped": report.skipped,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, "index", overwrite=overwrite) as tmp:
         write_store(tmp, manifest, files, chunks, vectors, dense)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
@@ -222,7 +228,7 @@ class FileChunker:
     ``"<path>\\n"`` header when paths are embedded.
     """
 
-    def __init__(self, encoder: Encoder, config: IndexConfig) -> None:
+    def __init__(self, encoder: EmbeddingModel, config: IndexConfig) -> None:
         self.config = config
         self.counter = HFTokenCounter(encoder.tokenizer)
         specials = int(encoder.tokenizer.num_special_tokens_to_add(pair=False))
@@ -267,7 +273,7 @@ def _rebuild_reason(old: IndexStore, fingerprint: str, config: IndexConfig) -> s
     return ""
 
 
-def _model_ref(model_ref: str | None, encoder: Encoder) -> str:
+def _model_ref(model_ref: str | None, encoder: EmbeddingModel) -> str:
     ref = model_ref if model_ref is not None else encoder.config.base_model
     if ref and Path(ref).expanduser().is_dir():
         return str(Path(ref).expanduser().resolve())

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ragtune.errors import RagtuneError
-from ragtune.model import Encoder, EncoderConfig
+from ragtune.model import EmbeddingModel, EncoderConfig, load_model
 from ragtune.search.bm25 import BM25Retriever
 from ragtune.search.store import IndexStore
 
@@ -68,7 +68,7 @@ def reciprocal_rank_fusion(
 
 def load_index_encoder(
     store: IndexStore, model: str | None = None, device: str | None = None
-) -> Encoder:
+) -> EmbeddingModel:
     """The model that built ``store``, loaded with its recorded config and checked by fingerprint.
 
     Args:
@@ -81,7 +81,7 @@ def load_index_encoder(
             f"{store.folder}: the index does not record where its model is; pass --model"
         )
     config = EncoderConfig.from_dict(record["config"])
-    encoder = Encoder.load(
+    encoder = load_model(
         ref,
         pooling=config.pooling,
         normalize=config.normalize,
@@ -114,7 +114,7 @@ class Searcher:
     def __init__(
         self,
         store: IndexStore,
-        encoder: Encoder,
+        encoder: EmbeddingModel,
         embed_queries: Callable[[list[str]], np.ndarray] | None = None,
     ) -> None:
         if encoder.dim != store.manifest["model"]["dim"]:

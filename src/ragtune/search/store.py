@@ -4,7 +4,8 @@ Layout of an index folder (written in one piece by :func:`write_store` inside
 :func:`ragtune.io.atomic_dir`, so a reader never sees half of an update)::
 
     manifest.json    format, the model that built it (reference, fingerprint, dim, full encoder
-                     config with prompts), chunking and walk settings, counts
+                     config with prompts), chunking and walk settings, counts, and the size and
+                     sha256 of every other file (written last: see ragtune.search.manifest)
     chunks.sqlite    files(path, sha256, model_fingerprint, chunks)
                      chunks(id, path, start_line, end_line, text)
     vectors.npy      (N, D) float32; row i is the embedding of chunk id i
@@ -12,6 +13,12 @@ Layout of an index folder (written in one piece by :func:`write_store` inside
 
 ``vectors.npy`` repeats what the FAISS index holds so that an update can copy the vectors of
 unchanged files into a new index of any kind without reading FAISS internals.
+
+:meth:`IndexStore.open` verifies the folder before anything uses it: the manifest parses and names
+the model, every file has the size and sha256 the manifest lists, and the SQLite chunks, the
+vectors and the FAISS index agree on the number of chunks and their dimension. A folder that fails
+any check is refused with one line naming the file and the problem, so a server never starts on
+an index that would fail its searches.
 
 A server reads through one :class:`IndexStore` from several threads: SQLite access is serialised
 by a lock (a connection opened read-only with ``check_same_thread=False``).
@@ -31,10 +38,21 @@ from typing import Any
 import numpy as np
 
 from ragtune.errors import RagtuneError
-from ragtune.search.topk import DenseIndex
+from ragtune.search.manifest import FORMAT as FORMAT  # re-exported: the writer records it
+from ragtune.search.manifest import (
+    MANIFEST,
+    REBUILD,
+    changed_since,
+    check_fields,
+    read_manifest,
+    verify_contents,
+    write_manifest,
+)
+from ragtune.search.topk import INDEX_KINDS, DenseIndex
 
-FORMAT = "ragtune-index/1"
-MANIFEST, DATABASE, VECTORS, DENSE = "manifest.json", "chunks.sqlite", "vectors.npy", "dense"
+DATABASE, VECTORS, DENSE = "chunks.sqlite", "vectors.npy", "dense"
+DENSE_META, DENSE_FAISS = f"{DENSE}/index.json", f"{DENSE}/index.faiss"
+REQUIRED = (DATABASE, VECTORS, DENSE_META, DENSE_FAISS)
 
 _SCHEMA = """
 CREATE TABLE files (
@@ -85,23 +103,73 @@ class IndexStore:
         self._vectors: np.ndarray | None = None
 
     @classmethod
-    def open(cls, folder: str | Path) -> IndexStore:
+    def open(cls, folder: str | Path, *, checksums: bool = True) -> IndexStore:
+        """Open and verify an index folder; a broken one raises one :class:`RagtuneError` line.
+
+        Args:
+            checksums: hash every file against the manifest (reads the index once); without,
+                only sizes and structure are checked.
+        """
         folder = Path(folder)
-        manifest_path = folder / MANIFEST
-        if not manifest_path.is_file():
-            raise RagtuneError(
-                f"{folder}: not a ragtune index (no {MANIFEST}); build one with "
-                "`ragtune index DIR --out INDEX`"
-            )
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        if manifest.get("format") != FORMAT:
-            raise RagtuneError(
-                f"{folder}: index format {manifest.get('format')!r} is not {FORMAT!r}; rebuild it "
-                "with `ragtune index`"
-            )
+        manifest = read_manifest(folder)
+        check_fields(folder, manifest)
+        verify_contents(folder, manifest, REQUIRED, checksums=checksums)
         uri = (folder / DATABASE).resolve().as_uri() + "?mode=ro"
         conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-        return cls(folder, manifest, conn)
+        store = cls(folder, manifest, conn)
+        try:
+            store._check_consistency()
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def changed_on_disk(self) -> str:
+        """Why the folder no longer matches what was verified at open (sizes), or ``""``."""
+        return changed_since(self.folder, self.manifest)
+
+    def _check_consistency(self) -> None:
+        """Chunk rows, vectors and FAISS positions must line up one to one (ids 0..N-1)."""
+        db = self.folder / DATABASE
+        try:
+            n, low, high = self._query(
+                "SELECT COUNT(*), COALESCE(MIN(id), 0), COALESCE(MAX(id), -1) FROM chunks"
+            )[0]
+            n_files = self.file_count()
+        except sqlite3.DatabaseError as exc:
+            raise RagtuneError(f"{db}: not a readable index database ({exc}); {REBUILD}") from None
+        if (low, high) != (0, n - 1):
+            raise RagtuneError(f"{db}: chunk ids are not 0..{n - 1}; {REBUILD}")
+        counts = self.manifest.get("counts", {})
+        if counts.get("chunks", n) != n or counts.get("files", n_files) != n_files:
+            raise RagtuneError(
+                f"{db}: {n} chunks of {n_files} files, {MANIFEST} records {counts.get('chunks')} "
+                f"of {counts.get('files')}; {REBUILD}"
+            )
+        dim = self.manifest["model"]["dim"]
+        path = self.folder / VECTORS
+        try:
+            vectors = np.load(path, mmap_mode="r")
+        except (ValueError, OSError) as exc:
+            raise RagtuneError(f"{path}: not a readable .npy array ({exc}); {REBUILD}") from None
+        if vectors.dtype != np.float32 or vectors.shape != (n, dim):
+            raise RagtuneError(
+                f"{path}: holds {vectors.dtype} vectors of shape {vectors.shape}, expected "
+                f"float32 ({n}, {dim}) for {n} chunks of dimension {dim}; {REBUILD}"
+            )
+        self._vectors = vectors
+        dense = _load_dense(self.folder)
+        if dense.ntotal != n or dense.dim != dim:
+            raise RagtuneError(
+                f"{self.folder / DENSE_FAISS}: holds {dense.ntotal} vectors of dimension "
+                f"{dense.dim}, {DATABASE} has {n} chunks and the model {dim} dimensions; {REBUILD}"
+            )
+        if dense.kind != self.manifest["index"]["kind"]:
+            raise RagtuneError(
+                f"{self.folder / DENSE_META}: kind {dense.kind!r}, {MANIFEST} records "
+                f"{self.manifest['index']['kind']!r}; {REBUILD}"
+            )
+        self._dense = dense
 
     def close(self) -> None:
         with self._lock:
@@ -116,14 +184,14 @@ class IndexStore:
     # ------------------------------------------------------------------ content
     @property
     def dense(self) -> DenseIndex:
-        """The FAISS index, loaded on first use."""
+        """The FAISS index (loaded and checked by :meth:`open`)."""
         if self._dense is None:
             self._dense = DenseIndex.load(self.folder / DENSE)
         return self._dense
 
     @property
     def vectors(self) -> np.ndarray:
-        """All chunk embeddings (N, D), memory-mapped."""
+        """All chunk embeddings (N, D), memory-mapped (checked by :meth:`open`)."""
         if self._vectors is None:
             self._vectors = np.load(self.folder / VECTORS, mmap_mode="r")
         return self._vectors
@@ -208,5 +276,26 @@ def write_store(
     np.save(buffer, np.ascontiguousarray(vectors, dtype=np.float32))
     (folder / VECTORS).write_bytes(buffer.getvalue())
     dense.save(folder / DENSE)
-    text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
-    (folder / MANIFEST).write_text(text, encoding="utf-8")
+    write_manifest(folder, manifest)  # last: its presence marks the index complete
+
+
+def _load_dense(folder: Path) -> DenseIndex:
+    """The FAISS index, with its metadata file checked first (a clear line, not a KeyError)."""
+    meta_path, faiss_path = folder / DENSE_META, folder / DENSE_FAISS
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RagtuneError(f"{meta_path}: not valid JSON ({exc}); {REBUILD}") from None
+    if (
+        not isinstance(meta, dict)
+        or meta.get("kind") not in INDEX_KINDS
+        or not isinstance(meta.get("dim"), int)
+        or not isinstance(meta.get("params"), dict)
+    ):
+        raise RagtuneError(f"{meta_path}: expected an object with kind, dim and params; {REBUILD}")
+    try:
+        return DenseIndex.load(folder / DENSE)
+    except (RuntimeError, TypeError, ValueError):  # FAISS reports unreadable files as RuntimeError
+        raise RagtuneError(
+            f"{faiss_path}: FAISS cannot read it (truncated or corrupted); {REBUILD}"
+        ) from None

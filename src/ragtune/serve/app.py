@@ -3,7 +3,8 @@
 Endpoints::
 
     GET  /               a self-contained search page (no external assets)
-    GET  /health         {"status", "model", "dim", "chunks", "files", "index_kind", "limits"}
+    GET  /health         {"status": "ok" | "error", "checks": {"model", "index"}, "model", "dim",
+                         "chunks", "files", "index_kind", "limits"} (503 when a check fails)
     POST /search         {"query", "k"=10, "hybrid"=false} -> {"hits": [{"rank", "path",
                          "start_line", "end_line", "score", "text"}], ...}
     POST /v1/embeddings  the OpenAI embeddings API: {"input": str | [str], "model",
@@ -12,12 +13,16 @@ Endpoints::
     GET  /v1/models      the one model served, as the OpenAI API lists models
 
 Every error is JSON in the OpenAI shape ``{"error": {"message", "type", "param", "code"}}``:
-413 for a body, batch or text over the limits (:class:`ServeLimits`), 422 for malformed requests.
+413 for a body, batch or text over the limits (:class:`ServeLimits`), 422 for malformed requests
+and for text the tokenizer cannot take (``param`` names it: ``query`` or ``input[i]``), 404/405
+for unknown routes and methods, 500 (``type`` ``server_error``) for anything unexpected.
 Responses only ever contain chunk text stored in the index's SQLite file; no request names a file
 that the server opens.
 
 The model runs on one worker thread (:class:`ragtune.serve.batcher.EncodeBatcher`): concurrent
-requests are queued and encoded together; FAISS and SQLite lookups run in the thread pool.
+requests are queued and encoded together; FAISS and SQLite lookups run in the thread pool. A
+request's texts are checked before they join a batch, and a batch that fails anyway is re-run job
+by job, so one bad input fails its own request only.
 
 Needs the ``serve`` extra (FastAPI, uvicorn): ``pip install 'ragtune[serve]'``.
 """
@@ -44,8 +49,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ragtune.errors import RagtuneError
 from ragtune.search.searcher import Searcher
-from ragtune.serve.batcher import EncodeBatcher
-from ragtune.serve.limits import ApiError, BodyLimitMiddleware, ServeLimits, error_body
+from ragtune.serve.batcher import EncodeBatcher, Encoded, InputRejected
+from ragtune.serve.limits import (
+    ApiError,
+    BodyLimitMiddleware,
+    ServeLimits,
+    UnexpectedErrorMiddleware,
+    describe_validation,
+    error_body,
+    unencodable,
+)
 
 PAGE_CSP = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
@@ -115,7 +128,8 @@ def create_app(
         title="ragtune", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     app.state.batcher = batcher
-    app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes)
+    app.add_middleware(UnexpectedErrorMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes)  # outermost
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -123,21 +137,39 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        message, param = _describe_validation(exc.errors())
+        message, param = describe_validation(exc.errors())
         return JSONResponse(error_body(message, "invalid_request_error", param), 422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(error_body(str(exc.detail), "invalid_request_error"), exc.status_code)
+        body = error_body(str(exc.detail), "invalid_request_error")
+        return JSONResponse(body, exc.status_code, headers=exc.headers)  # 405 keeps its Allow
+
+    async def encode(texts: list[str], prompt: str, param: str) -> Encoded:
+        """Encode through the shared batch; a text the tokenizer refuses is this request's 422."""
+        try:
+            return await asyncio.wrap_future(batcher.submit(texts, prompt))
+        except InputRejected as exc:
+            name = param if param == "query" else f"{param}[{exc.index}]"
+            raise ApiError(422, f"{name}: {exc.reason}", param=name) from None
 
     @app.get("/", response_class=HTMLResponse)
     async def page() -> HTMLResponse:
         return HTMLResponse(_page_html(), headers={"Content-Security-Policy": PAGE_CSP})
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
-        return {
-            "status": "ok",
+    async def health() -> JSONResponse:
+        changed = await run_in_threadpool(searcher.store.changed_on_disk)
+        checks = {
+            "model": "ok" if batcher.running else "the encoder thread is not running",
+            "index": f"changed on disk since the server started ({changed}); restart it"
+            if changed
+            else "ok",
+        }
+        healthy = all(v == "ok" for v in checks.values())
+        body = {
+            "status": "ok" if healthy else "error",
+            "checks": checks,
             "model": served.name,
             "dim": served.dim,
             "chunks": served.chunks,
@@ -145,6 +177,7 @@ def create_app(
             "index_kind": served.index_kind,
             "limits": asdict(limits),
         }
+        return JSONResponse(body, 200 if healthy else 503)
 
     @app.post("/search")
     async def search(body: SearchRequest) -> dict[str, Any]:
@@ -159,8 +192,10 @@ def create_app(
             )
         if body.k > limits.max_k:
             raise ApiError(422, f"k must be at most {limits.max_k}, got {body.k}", param="k")
+        if problem := unencodable(query):
+            raise ApiError(422, f"query {problem}", param="query")
         started = time.perf_counter()
-        encoded = await asyncio.wrap_future(batcher.submit([query], prompts["query"]))
+        encoded = await encode([query], prompts["query"], "query")
         try:
             hits = await run_in_threadpool(
                 searcher.search_vector, query, encoded.vectors, body.k, hybrid=body.hybrid
@@ -184,7 +219,7 @@ def create_app(
                 f"dimensions {body.dimensions} is larger than the model's {served.dim}",
                 param="dimensions",
             )
-        encoded = await asyncio.wrap_future(batcher.submit(texts, prompts[body.input_type]))
+        encoded = await encode(texts, prompts[body.input_type], "input")
         vectors = encoded.vectors  # (N, D)
         if body.dimensions is not None and body.dimensions < served.dim:
             # Matryoshka: keep the leading dimensions and scale back to unit length
@@ -241,6 +276,9 @@ def _input_texts(value: str | list[Any], limits: ServeLimits) -> list[str]:
             f"an input text is {longest} characters; the limit is {limits.max_text_chars}",
             param="input",
         )
+    for i, text in enumerate(texts):
+        if problem := unencodable(text):
+            raise ApiError(422, f"input[{i}] {problem}", param=f"input[{i}]")
     return texts
 
 
@@ -248,27 +286,6 @@ def _encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | st
     if encoding_format == "base64":  # little-endian float32 bytes, as the OpenAI API sends them
         return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
     return [float(x) for x in vector]
-
-
-def _describe_validation(errors: Any) -> tuple[str, str | None]:
-    """One line from pydantic's error list, e.g. ``k: Input should be greater than ...``."""
-    if not errors:
-        return "invalid request", None
-    first = errors[0]
-    if first.get("type") == "json_invalid":
-        return "the request body is not valid JSON", None
-    loc = [str(part) for part in first.get("loc", ()) if part != "body"]
-    if not loc:  # the body itself: null, a list, a string, form data...
-        return "the request body must be a JSON object", None
-    if loc[0] == "input" and len(loc) > 1:  # one error per member of the str | list union
-        return "input must be a string or a list of strings", "input"
-    param = ".".join(loc)
-    if first.get("type") == "missing":
-        message = f"{param} is required"
-    else:
-        message = f"{param}: {first.get('msg', 'invalid')}"
-    extra = len(errors) - 1
-    return (message + (f" (and {extra} more problems)" if extra else "")), param
 
 
 def _display_name(ref: str) -> str:

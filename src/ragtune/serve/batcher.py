@@ -10,6 +10,11 @@ The worker never waits for more requests to arrive (no added latency when idle):
 first job, then everything already queued up to ``max_batch_texts`` texts, groups the jobs by
 prompt (queries and documents may use different prompts), and runs one ``encode`` per group.
 
+Requests share a batch but not its failures: the app checks each request's texts before they are
+queued, and if a shared encode call still fails, each of its jobs is run again on its own, so
+only the job that fails alone gets the error. A job that fails alone has its texts tokenized one
+by one to name the text the tokenizer refuses (:class:`InputRejected`, ``index`` into the job).
+
 Example::
 
     batcher = EncodeBatcher(encoder).start()
@@ -29,7 +34,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ragtune.model import Encoder
+from ragtune.errors import RagtuneError
+from ragtune.model import EmbeddingModel
+
+
+class InputRejected(RagtuneError):
+    """The tokenizer refused text ``index`` of a job (the app answers 422 naming it)."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(f"text {index}: {reason}")
+        self.index = index
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -61,13 +76,26 @@ class EncodeBatcher:
         batch_size: texts per forward pass inside an encode call.
     """
 
-    def __init__(self, encoder: Encoder, *, max_batch_texts: int = 128, batch_size: int = 32):
+    def __init__(
+        self, encoder: EmbeddingModel, *, max_batch_texts: int = 128, batch_size: int = 32
+    ):
         self.encoder = encoder
         self.max_batch_texts = max_batch_texts
         self.batch_size = batch_size
         self.batches_run = 0  # encode calls made (tests and logs: shows batching at work)
+        self.isolated_retries = 0  # shared calls that failed and were re-run job by job
         self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the worker thread is alive (``/health`` reports it)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def queued(self) -> int:
+        """Jobs waiting for the worker (not counting the ones it is encoding)."""
+        return self._queue.qsize()
 
     def start(self) -> EncodeBatcher:
         if self._thread is None:
@@ -135,23 +163,43 @@ class EncodeBatcher:
                 job.future.set_result(Encoded(np.zeros((0, self.encoder.dim), np.float32), []))
             return
         try:
-            vectors = self.encoder.encode(
-                texts, prompt=prompt or None, batch_size=self.batch_size, show_progress=False
-            )  # (sum N_j, D)
-            ids = self.encoder.tokenizer(
-                [prompt + t for t in texts],
-                truncation=True,
-                max_length=self.encoder.config.max_seq_length,
-                return_attention_mask=False,
-                return_token_type_ids=False,
-            )["input_ids"]
-            self.batches_run += 1
+            vectors, tokens = self._encode(prompt, texts)  # (sum N_j, D), [sum N_j]
         except Exception as exc:  # the requests fail, the worker lives on
-            for job in jobs:
-                job.future.set_exception(exc)
+            if len(jobs) > 1:  # whose input broke the shared call? each job alone says
+                self.isolated_retries += 1
+                for job in jobs:
+                    self._encode_group(prompt, [job])
+                return
+            jobs[0].future.set_exception(self._explain(prompt, jobs[0].texts, exc))
             return
         start = 0
         for job in jobs:
             end = start + len(job.texts)
-            job.future.set_result(Encoded(vectors[start:end], [len(x) for x in ids[start:end]]))
+            job.future.set_result(Encoded(vectors[start:end], tokens[start:end]))
             start = end
+
+    def _encode(self, prompt: str, texts: list[str]) -> tuple[np.ndarray, list[int]]:
+        """One encode call: the vectors (N, D) and the token count of each text."""
+        vectors = self.encoder.encode(
+            texts, prompt=prompt or None, batch_size=self.batch_size, show_progress=False
+        )  # (N, D)
+        ids = self.encoder.tokenizer(
+            [prompt + t for t in texts],
+            truncation=True,
+            max_length=self.encoder.config.max_seq_length,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )["input_ids"]
+        self.batches_run += 1
+        return vectors, [len(x) for x in ids]
+
+    def _explain(self, prompt: str, texts: list[str], exc: Exception) -> Exception:
+        """:class:`InputRejected` for the first text the tokenizer refuses, else ``exc``."""
+        for i, text in enumerate(texts):
+            try:
+                self.encoder.tokenizer([prompt + text], truncation=True)
+            except Exception as refused:  # fast tokenizers raise TypeError, others ValueError
+                return InputRejected(
+                    i, f"the tokenizer cannot take this text ({type(refused).__name__})"
+                )
+        return exc

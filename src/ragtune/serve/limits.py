@@ -6,6 +6,12 @@ endpoint runs FastAPI has already read and parsed the whole body: the middleware
 still drained (up to 64 MiB, then the connection is dropped) so that a client that sends it in
 full gets the 413 response instead of a broken pipe.
 
+Texts are checked before they reach the encoder (:func:`unencodable`, the rule the data readers
+use): a lone surrogate is valid JSON (``"\\udc00"``) but not text a tokenizer can take, and it
+would fail every request batched with it. An exception no handler expected becomes a JSON 500
+in :class:`UnexpectedErrorMiddleware` (the traceback goes to the ``ragtune.serve`` log), so no
+response of the server is plain text.
+
 This module imports nothing from FastAPI, so the limits can be set up (and the missing extra
 reported) without it.
 """
@@ -13,10 +19,12 @@ reported) without it.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from ragtune.data.valid_text import text_problem
 from ragtune.errors import RagtuneError
 
 Scope = MutableMapping[str, Any]
@@ -26,6 +34,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _DRAIN_LIMIT = 64 << 20
+log = logging.getLogger("ragtune.serve")
 
 
 @dataclass
@@ -62,6 +71,69 @@ class ApiError(Exception):
 def error_body(message: str, type_: str, param: str | None = None) -> dict[str, Any]:
     """The OpenAI error shape: ``{"error": {"message", "type", "param", "code"}}``."""
     return {"error": {"message": message, "type": type_, "param": param, "code": None}}
+
+
+def describe_validation(errors: Any) -> tuple[str, str | None]:
+    """One line from pydantic's error list, e.g. ``k: Input should be greater than ...``."""
+    if not errors:
+        return "invalid request", None
+    first = errors[0]
+    if first.get("type") == "json_invalid":
+        return "the request body is not valid JSON", None
+    loc = [str(part) for part in first.get("loc", ()) if part != "body"]
+    if not loc:  # the body itself: null, a list, a string, form data...
+        return "the request body must be a JSON object", None
+    if loc[0] == "input" and len(loc) > 1:  # one error per member of the str | list union
+        return "input must be a string or a list of strings", "input"
+    param = ".".join(loc)
+    if first.get("type") == "missing":
+        message = f"{param} is required"
+    else:
+        message = f"{param}: {first.get('msg', 'invalid')}"
+    extra = len(errors) - 1
+    return (message + (f" (and {extra} more problems)" if extra else "")), param
+
+
+def unencodable(text: str) -> str:
+    """Why a tokenizer cannot take ``text`` (:func:`ragtune.data.valid_text.text_problem`, the
+    readers' rule), or ``""``.
+
+    >>> unencodable("caf\\udce9")
+    'holds a lone surrogate U+DCE9 at character 4'
+    """
+    problem = text_problem(text)
+    return "" if problem is None else problem.message.removeprefix("text ")
+
+
+class UnexpectedErrorMiddleware:
+    """Answer an exception no handler expected with a JSON 500 and log its traceback."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception as exc:
+            log.error("%s %s failed", scope.get("method"), scope.get("path"), exc_info=exc)
+            if started:  # too late for an error response: the connection is dropped
+                raise
+            name = type(exc).__name__
+            payload = error_body(
+                f"the server failed on this request ({name}); its log has the details",
+                "server_error",
+            )
+            await _send_json(send, 500, payload)
 
 
 class BodyLimitMiddleware:
@@ -118,19 +190,16 @@ class BodyLimitMiddleware:
 
     async def _reject(self, send: Send, what: str) -> None:
         payload = error_body(f"{what}; the limit is {self.max_bytes} bytes", "request_too_large")
-        data = json.dumps(payload).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(data)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": data})
+        await _send_json(send, 413, payload, close=True)
+
+
+async def _send_json(send: Send, status: int, payload: Any, *, close: bool = False) -> None:
+    data = json.dumps(payload).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
 
 
 def require_serve_extra() -> None:

@@ -1,14 +1,20 @@
 """Run the app: ``serve`` in the foreground (``ragtune serve``) or on a background thread.
 
+:func:`serve` checks everything it can before the model loads: the port (0 means any free port;
+the URL it announces has the port chosen), that the address can be bound (a port in use is one
+line, not a traceback after the model loaded), then the index (:meth:`IndexStore.open` verifies
+it) and only then the model.
+
 Needs the ``serve`` extra (FastAPI, uvicorn): ``pip install 'ragtune[serve]'``.
 """
 
 from __future__ import annotations
 
+import errno
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,6 +24,8 @@ from ragtune.errors import RagtuneError
 from ragtune.search.searcher import Searcher
 from ragtune.serve.app import create_app
 from ragtune.serve.limits import ServeLimits
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's names
 
 
 @contextmanager
@@ -31,9 +39,7 @@ def background_server(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> I
     """
     import uvicorn
 
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    sock = bind(host, port)
     bound = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(
@@ -47,7 +53,7 @@ def background_server(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> I
             raise RagtuneError(f"the server on {host}:{bound} did not start")
         time.sleep(0.02)
     try:
-        yield f"http://[{host}]:{bound}" if ":" in host else f"http://{host}:{bound}"
+        yield base_url(host, bound)
     finally:
         server.should_exit = True
         thread.join(30)
@@ -63,13 +69,60 @@ def serve(
     device: str | None = None,
     limits: ServeLimits | None = None,
     log_level: str = "info",
+    on_ready: Callable[[str], None] | None = None,
 ) -> None:
-    """Load the index and its model and serve the API until interrupted."""
+    """Verify the index, load its model and serve the API until interrupted.
+
+    Args:
+        port: 1-65535, or 0 for any free port.
+        on_ready: called with the base URL once the index and model are loaded, just before
+            the server accepts requests (the CLI prints it).
+    """
     import uvicorn
 
-    searcher = Searcher.open(index_dir, model=model, device=device)
+    if log_level not in LOG_LEVELS:
+        raise RagtuneError(f"unknown log level {log_level!r}; valid: {', '.join(LOG_LEVELS)}")
+    sock = bind(host, port)
     try:
-        app = create_app(searcher, limits=limits)
-        uvicorn.run(app, host=host, port=port, log_level=log_level)
+        searcher = Searcher.open(index_dir, model=model, device=device)
+        try:
+            app = create_app(searcher, limits=limits)
+            server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on"))
+            sock.listen(2048)  # from here a client is queued, not refused, until uvicorn runs
+            if on_ready is not None:
+                on_ready(base_url(host, sock.getsockname()[1]))
+            server.run(sockets=[sock])
+        finally:
+            searcher.close()
     finally:
-        searcher.close()
+        sock.close()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (port 0: a free one), or one line saying why not."""
+    if isinstance(port, bool) or not 0 <= port <= 65535:
+        raise RagtuneError(f"--port must be 1-65535, or 0 for any free port; got {port}")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise RagtuneError(f"--host {host!r}: cannot resolve it ({exc})") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        advice = (
+            f"{host} is not an address of this machine; pass another --host"
+            if exc.errno == errno.EADDRNOTAVAIL
+            else "pass another --port, or --port 0 for any free one"
+        )
+        raise RagtuneError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); {advice}"
+        ) from None
+    return sock
+
+
+def base_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -1,10 +1,12 @@
 """Batches for contrastive training: tokenized once, no duplicate queries or positives per batch.
 
 Every distinct text is tokenized exactly once (queries with the query prompt, documents with the
-document prompt) and given an integer id; examples become tuples of ids. The ids double as the
-text identities the InfoNCE loss uses to mask in-batch false negatives. A batch never holds two
-examples with the same query or the same positive: with in-batch negatives such a pair would make
-one example's positive a "negative" of the other.
+document prompt) and given an integer id; examples become tuples of ids. Each text also gets an
+identity id: texts that are the same by :func:`~ragtune.data.identity.text_identity` (spacing and
+Unicode form aside) share it, while each keeps its own tokens. The identity ids are what the InfoNCE
+loss uses to mask in-batch false negatives, and a batch never holds two examples with the same
+query or the same positive by identity: with in-batch negatives such a pair would make one
+example's positive a "negative" of the other.
 """
 
 from __future__ import annotations
@@ -16,18 +18,25 @@ from typing import Any
 
 import torch
 
+from ragtune.data.identity import text_identity
 from ragtune.data.schema import Example, LabelledPair
 from ragtune.errors import RagtuneError
-
-Features = dict[str, torch.Tensor]
+from ragtune.model.batches import Features, pad
+from ragtune.progress import console
 
 
 @dataclass
 class TokenCache:
-    """Token ids of every distinct text, tokenized once for the whole run."""
+    """Token ids of every distinct text, tokenized once for the whole run.
+
+    ``identity[i]`` is the identity id of text ``i``: equal for texts of one kind that are the
+    same text (:func:`~ragtune.data.identity.text_identity`), distinct otherwise.
+    """
 
     ids: list[list[int]] = field(default_factory=list)
     index: dict[tuple[str, str], int] = field(default_factory=dict)
+    identity: list[int] = field(default_factory=list)
+    identities: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def add(self, text: str, kind: str) -> int:
         key = (kind, text)
@@ -36,6 +45,8 @@ class TokenCache:
             found = len(self.ids)
             self.index[key] = found
             self.ids.append([])
+            same = self.identities.setdefault((kind, text_identity(text)), len(self.identities))
+            self.identity.append(same)
         return found
 
     def tokenize(
@@ -111,6 +122,14 @@ def build_training_set(
     else:
         counts = [len(e.negatives) for e in examples]  # type: ignore[union-attr]
         n_neg = min(counts) if num_negatives is None else num_negatives
+        if num_negatives is None and n_neg < max(counts):
+            # Said, never silent: the rows with more negatives lose the extra ones.
+            cut = sum(c > n_neg for c in counts)
+            console.print(
+                f"[yellow]{cut} of {len(examples)} examples have more than {n_neg} negatives; "
+                f"every row uses {n_neg} (the smallest count: a batch needs one shape). "
+                "Set num_negatives to choose, after mining or filtering the short rows."
+            )
         if n_neg > min(counts):
             short = sum(c < n_neg for c in counts)
             raise RagtuneError(
@@ -159,6 +178,7 @@ def epoch_batches(
             for s in range(0, len(order), window)
             for i in sorted(order[s : s + window], key=lambda i: -lengths[i])
         ]
+    same = data.cache.identity
     batches: list[list[int]] = []
     pending = order
     while pending:
@@ -167,10 +187,11 @@ def epoch_batches(
         deferred: list[int] = []
         for i in pending:
             row = data.rows[i]
+            query, document = same[row.query], same[row.document]
             keys = (
-                {("q", row.query), ("d", row.document)}
+                {("q", query), ("d", document)}
                 if not data.labelled
-                else {("p", row.query * 1_000_003 + row.document)}
+                else {("p", query * 1_000_003 + document)}
             )
             if len(batch) < batch_size and not (keys & seen):  # type: ignore[operator]
                 batch.append(i)
@@ -186,17 +207,6 @@ def epoch_batches(
     return batches
 
 
-def pad(sequences: Sequence[list[int]], pad_id: int) -> Features:
-    """Right-pad token id lists into input_ids and attention_mask (B, T)."""
-    longest = max(len(s) for s in sequences)
-    input_ids = torch.full((len(sequences), longest), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), longest), dtype=torch.long)
-    for i, seq in enumerate(sequences):
-        input_ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[i, : len(seq)] = 1
-    return {"input_ids": input_ids, "attention_mask": mask}
-
-
 def collate(data: TrainingSet, batch: Sequence[int], pad_id: int) -> dict[str, Any]:
     """Tokenized text columns and loss extras for one batch.
 
@@ -204,7 +214,7 @@ def collate(data: TrainingSet, batch: Sequence[int], pad_id: int) -> dict[str, A
     columns named as the losses expect: query/positive/negatives, or query/document/label.
     """
     rows = [data.rows[i] for i in batch]
-    ids = data.cache.ids
+    ids, same = data.cache.ids, data.cache.identity
     texts: dict[str, Features] = {"query": pad([ids[r.query] for r in rows], pad_id)}
     extra: dict[str, torch.Tensor] = {}
     reshape: dict[str, tuple[int, int]] = {}
@@ -213,13 +223,13 @@ def collate(data: TrainingSet, batch: Sequence[int], pad_id: int) -> dict[str, A
         extra["label"] = torch.tensor([r.label for r in rows], dtype=torch.float32)
     else:
         texts["positive"] = pad([ids[r.document] for r in rows], pad_id)
-        extra["query_ids"] = torch.tensor([r.query for r in rows], dtype=torch.long)
-        extra["positive_ids"] = torch.tensor([r.document for r in rows], dtype=torch.long)
+        extra["query_ids"] = torch.tensor([same[r.query] for r in rows], dtype=torch.long)
+        extra["positive_ids"] = torch.tensor([same[r.document] for r in rows], dtype=torch.long)
         if data.num_negatives:
             flat = [ids[n] for r in rows for n in r.negatives]  # (B * N) texts, row-major
             texts["negatives"] = pad(flat, pad_id)
             reshape["negatives"] = (len(rows), data.num_negatives)
             extra["negative_ids"] = torch.tensor(
-                [list(r.negatives) for r in rows], dtype=torch.long
+                [[same[n] for n in r.negatives] for r in rows], dtype=torch.long
             )
     return {"texts": texts, "extra": extra, "reshape": reshape}

@@ -11,8 +11,9 @@ import yaml
 from ragtune.io import atomic_write_text
 
 
-def write_model_card(out: Path, result: Any) -> Path:
-    run = out / "run"
+def write_model_card(out: Path, result: Any, run: Path | None = None) -> Path:
+    """Write ``out/README.md`` from the run's files (``run``, by default ``out/run``)."""
+    run = out / "run" if run is None else run
     config = (
         yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").is_file() else {}
     )

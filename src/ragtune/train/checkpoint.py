@@ -1,16 +1,25 @@
-"""Crash-safe checkpoints: model, optimizer, scheduler, RNG states and the data position.
+"""Crash-safe checkpoints: model, optimizer, scheduler, RNG states, the data position and the run.
 
-Each checkpoint is a folder written atomically (temporary folder, then rename), so one that exists
-is complete. The model weights are safetensors; optimizer and RNG states are tensors and plain
-values loaded with ``weights_only=True`` (no arbitrary pickles).
+Each checkpoint is a folder written atomically by :func:`ragtune.io.atomic_dir` (temporary
+folder, then rename), whose last file is the completion marker holding every file's size; the
+files' sha256 are recorded beside them. Only a checkpoint that verifies is a candidate for
+``--resume``: a truncated, emptied, missing or altered file makes resume fall back to the newest
+intact checkpoint.
+The model weights are safetensors; optimizer and RNG states are tensors and plain values loaded
+with ``weights_only=True`` (no arbitrary pickles).
+
+Each checkpoint also records the settings that decide which examples form each batch and how
+they are tokenized (:func:`run_identity`); resuming with any of them changed is refused, because
+the saved data position and optimizer state would silently belong to another run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +27,51 @@ import numpy as np
 import torch
 from safetensors.torch import load_model, save_model
 
-from ragtune.io import atomic_dir
+from ragtune.errors import RagtuneError
+from ragtune.io import atomic_dir, read_marker
+from ragtune.progress import console
+from ragtune.train.config import TrainConfig
+from ragtune.train.state import TrainerState
 
 PREFIX = "step-"
+KIND = "checkpoint"  # the kind in ragtune.io's completion marker
+HASHES = "sha256.json"
+FINGERPRINT = "data fingerprint"
 
 
-@dataclass
-class TrainerState:
-    """Where training is: what resume needs besides tensors."""
+def run_identity(
+    cfg: TrainConfig,
+    fingerprint: str,
+    *,
+    processes: int,
+    num_negatives: int,
+    max_seq_length: int,
+    query_prompt: str,
+    document_prompt: str,
+) -> dict[str, Any]:
+    """The settings a resumed run must share with the checkpoint's run, by config name.
 
-    step: int = 0  # optimizer steps done
-    epoch: int = 0
-    batch_in_epoch: int = 0  # batches of `epoch` already consumed
-    best_metric: float | None = None
-    best_step: int = -1
-    evals_without_improvement: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
+    The training examples (their fingerprint), the batch order and size (``seed``,
+    ``group_by_length``, ``batch_size``, the number of processes, ``grad_accumulation``), what a
+    row holds (``num_negatives``), how texts become tokens (``max_seq_length`` and the prompts,
+    as resolved with the model's own) and how a batch is split for the loss (``loss.name``,
+    ``loss.cache_mini_batch_size``). Settings that only change the schedule's end (``epochs``,
+    ``max_steps``) or the optimizer's step may change on resume.
+    """
+    return {
+        FINGERPRINT: fingerprint,
+        "batch_size": cfg.batch_size,
+        "processes": processes,
+        "grad_accumulation": cfg.grad_accumulation,
+        "seed": cfg.seed,
+        "group_by_length": cfg.group_by_length,
+        "num_negatives": num_negatives,
+        "max_seq_length": max_seq_length,
+        "query_prompt": query_prompt,
+        "document_prompt": document_prompt,
+        "loss.name": cfg.loss.name,
+        "loss.cache_mini_batch_size": cfg.loss.cache_mini_batch_size,
+    }
 
 
 def rng_state() -> dict[str, Any]:
@@ -71,11 +109,13 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     state: TrainerState,
+    identity: dict[str, Any],
     keep: int,
 ) -> Path:
     """Write ``folder/step-XXXXXXXX`` atomically and keep only the newest ``keep`` checkpoints."""
     target = folder / f"{PREFIX}{state.step:08d}"
-    with atomic_dir(target) as tmp:
+    # overwrite: a damaged checkpoint of the same step (resume fell back past it) is replaced
+    with atomic_dir(target, KIND, overwrite=True) as tmp:
         save_model(model, str(tmp / "model.safetensors"))
         torch.save(
             {
@@ -86,16 +126,133 @@ def save_checkpoint(
             tmp / "training_state.pt",
         )
         (tmp / "trainer_state.json").write_text(json.dumps(asdict(state), indent=2))
+        (tmp / "run.json").write_text(json.dumps(identity, indent=2))
+        hashes = {p.name: _sha256(p) for p in sorted(tmp.iterdir())}
+        (tmp / HASHES).write_text(json.dumps(hashes, indent=2))
+        # atomic_dir writes the completion marker (with every file's size) last
     for old in list_checkpoints(folder)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
+    for leftover in folder.glob(f".{PREFIX}*"):  # temporary folders of a killed save
+        shutil.rmtree(leftover, ignore_errors=True)
     return target
 
 
 def list_checkpoints(folder: Path) -> list[Path]:
-    """Complete checkpoints, oldest first (temporary folders start with a dot and are ignored)."""
+    """Checkpoint folders, oldest first, intact or not (temporary folders start with a dot)."""
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith(PREFIX))
+
+
+def damage(path: Path) -> str | None:
+    """What is wrong with the checkpoint at ``path``, or None when it is complete and unchanged.
+
+    Complete: the completion marker says so. Unchanged: every file it lists has the size it
+    had, and the content hashes recorded beside the files still match.
+    """
+    marker = read_marker(path)
+    if marker is None:
+        return "no completion marker: the save did not finish"
+    sizes = marker.get("files")
+    if marker.get("kind") != KIND or not marker.get("complete") or not isinstance(sizes, dict):
+        return "its completion marker is not valid"
+    for name, size in sorted(sizes.items()):
+        file = path / name
+        if not file.is_file():
+            return f"{name} is missing"
+        if file.stat().st_size != size:
+            return f"{name} has {file.stat().st_size} bytes, {size} were written"
+    try:
+        hashes = json.loads((path / HASHES).read_text())
+    except (OSError, ValueError):
+        return f"{HASHES} is not valid"
+    for name, digest in sorted(hashes.items()):
+        if not (path / name).is_file() or _sha256(path / name) != digest:
+            return f"{name} differs from what was written"
+    return None
+
+
+def resume(
+    folder: Path,
+    identity: dict[str, Any],
+    force: bool,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    announce: bool = True,
+) -> tuple[TrainerState, list[str]]:
+    """Load the newest intact checkpoint of the same run; the state and the settings forced.
+
+    Refuses (:class:`RagtuneError`) a checkpoint whose run had other data or batch settings
+    unless ``force``; a forced resume keeps the weights, optimizer, schedule and step count.
+    """
+    latest = latest_intact(folder, announce)
+    forced = changed_settings(latest, identity, force)
+    state = load_checkpoint(latest, model, optimizer, scheduler)
+    if forced:
+        carry_position(state, read_identity(latest), identity)
+    if announce:
+        console.print(f"resumed from {latest.name} (step {state.step}, epoch {state.epoch})")
+    return state, forced
+
+
+def latest_intact(folder: Path, announce: bool = True) -> Path:
+    """The newest checkpoint that verifies; says in one line which newer ones were skipped.
+
+    Raises :class:`RagtuneError` naming every checkpoint and its damage when none is intact.
+    """
+    skipped: list[str] = []
+    for path in reversed(list_checkpoints(folder)):
+        problem = damage(path)
+        if problem is None:
+            if skipped and announce:
+                damaged = "checkpoints " if len(skipped) > 1 else "checkpoint "
+                verb = " are" if len(skipped) > 1 else " is"
+                console.print(
+                    f"{damaged}{', '.join(skipped)}{verb} damaged: resuming from {path.name}",
+                    style="yellow",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            return path
+        skipped.append(f"{path.name} ({problem})")
+    raise RagtuneError(
+        f"--resume: no intact checkpoint in {folder}: {', '.join(skipped)}; "
+        "delete that folder to train from the start, or choose another --output"
+    )
+
+
+def changed_settings(path: Path, identity: dict[str, Any], force: bool) -> list[str]:
+    """What differs between the checkpoint's run and this one, as ``name old -> new``.
+
+    Raises :class:`RagtuneError` listing the changes unless ``force`` (``resume_force=true``).
+    """
+    saved = read_identity(path)
+    changes = [
+        f"{key} {_show(key, saved.get(key))} -> {_show(key, value)}"
+        for key, value in identity.items()
+        if saved.get(key) != value
+    ]
+    if changes and not force:
+        raise RagtuneError(
+            f"--resume: {path.name} belongs to a run with other settings ({'; '.join(changes)}); "
+            "pass --set resume_force=true to continue it anyway, or choose another --output"
+        )
+    return changes
+
+
+def carry_position(state: TrainerState, saved: dict[str, Any], identity: dict[str, Any]) -> None:
+    """Keep the share of the epoch already trained on when a forced resume changes the batch."""
+    before = saved["batch_size"] * saved["processes"]
+    now = identity["batch_size"] * identity["processes"]
+    state.batch_in_epoch = state.batch_in_epoch * before // now
+
+
+def read_identity(path: Path) -> dict[str, Any]:
+    """The :func:`run_identity` saved with the checkpoint at ``path``."""
+    saved: dict[str, Any] = json.loads((path / "run.json").read_text())
+    return saved
 
 
 def load_checkpoint(
@@ -108,3 +265,19 @@ def load_checkpoint(
     scheduler.load_state_dict(blob["scheduler"])
     set_rng_state(blob["rng"])
     return TrainerState(**json.loads((path / "trainer_state.json").read_text()))
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with open(file, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _show(key: str, value: Any) -> str:
+    if value is None:
+        return "(not recorded)"
+    if key == FINGERPRINT:
+        return str(value)[:12]
+    return repr(value) if isinstance(value, str) else str(value)

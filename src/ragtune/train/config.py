@@ -1,19 +1,40 @@
-"""The training run's configuration: one dataclass, saved resolved with the model."""
+"""The training run's configuration: one dataclass, saved resolved with the model.
+
+Every field is checked when the config is built (``__post_init__``), so a bad value fails with one
+line before a model loads or a folder is created. Where 0 or None has a meaning, the field's
+docstring says it and the check allows it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar, get_args
 
+from ragtune.config import check_choice, check_int, check_number, check_text
 from ragtune.losses.config import LossConfig
+from ragtune.model.cpu.memory import CpuMemory
+from ragtune.model.pooling import POOLING_MODES, PoolingMode
 from ragtune.model.precision import Precision
 from ragtune.model.resolve import DEFAULT_MODEL
-from ragtune.train.memory import CpuMemory
 from ragtune.train.schedule import ScheduleName
+
+MAX_SEED = 2**32 - 1
+"""Seeds reach numpy too, whose generators take 0 .. 2**32 - 1."""
+COLUMN_FIELDS = (
+    "query_column",
+    "positive_column",
+    "negative_column",
+    "document_column",
+    "label_column",
+)
 
 
 @dataclass
 class TrainConfig:
     """Everything `ragtune train` needs; build it with ``load_config(TrainConfig, ...)``."""
+
+    SECTION: ClassVar[str] = "train"
+    """The prefix of this config's keys in error messages (``train.batch_size``)."""
 
     # --- what to train and on what
     model: str = DEFAULT_MODEL
@@ -34,16 +55,17 @@ class TrainConfig:
     skip_invalid: bool = False
 
     # --- model recipe (None keeps what the model folder says)
-    pooling: str | None = None
+    pooling: PoolingMode | None = None
     normalize: bool | None = None
     layer: int | None = None
+    """Pool from this hidden layer (1 = the first transformer layer)."""
     max_seq_length: int | None = None
     query_prompt: str | None = None
     document_prompt: str | None = None
     attention_dropout: float | None = None
     """Attention-probability dropout; None (the default) keeps the model's (0.1 for MiniLM). On CPU
-    it runs through ragtune's math attention with cheap masks (model/attention.py); 0 lets PyTorch
-    use fused attention instead: a MiniLM bf16 step ~1.2x faster (BENCHMARKS.md 1)."""
+    it runs through ragtune's math attention with cheap masks (model/cpu/attention.py); 0 lets
+    PyTorch use fused attention instead: a MiniLM bf16 step ~1.2x faster (BENCHMARKS.md 1)."""
     hidden_dropout: float | None = None
     """Every other dropout; None (the default) keeps the model's. 0 with attention_dropout 0 turns
     dropout off: a step ~1.3x faster on CPU, at the same one-epoch SciFact quality within seed
@@ -53,25 +75,28 @@ class TrainConfig:
     # --- the loss
     loss: LossConfig = field(default_factory=LossConfig)
     num_negatives: int | None = None
-    """Negatives per example used from the data; None: the smallest count present."""
+    """Negatives per example used from the data; None: the smallest count present; 0: none (the
+    loss sees in-batch negatives only; the triplet loss needs at least 1)."""
 
     # --- optimisation
     epochs: int = 1
     max_steps: int = 0
-    """Stop after this many optimizer steps (0: run all epochs)."""
+    """Stop after this many optimizer steps (0: run all epochs, however many steps they take)."""
     batch_size: int = 32
     grad_accumulation: int = 1
     learning_rate: float = 2e-5
     weight_decay: float = 0.01
     schedule: ScheduleName = "linear"
     warmup_ratio: float = 0.1
+    """Share of the steps over which the learning rate rises linearly from 0 (0 to 1)."""
     max_grad_norm: float = 1.0
+    """Clip the gradient norm to this (0: no clipping)."""
     precision: Precision = "auto"
     """auto: bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16 or AMX), where a
     MiniLM step runs ~1.7x faster at equal quality (BENCHMARKS.md); fp32 on other CPUs, where bf16
     is emulated and several times slower. Encoding and evaluation stay fp32 on CPU."""
     cpu_memory: CpuMemory = "reuse"
-    """What a CPU run does with freed activation memory (glibc; train/memory.py). reuse: keep it
+    """What a CPU run does with freed activation memory (glibc; model/cpu/memory.py). reuse: keep it
     for the next step instead of unmapping it (no page faults: a MiniLM step 1.07x faster with
     dropout off, 1.75x with the model's dropout); release: give it back at once (lowest peak,
     slowest steps; for GradCache when memory is what limits you); system: glibc's own policy."""
@@ -88,8 +113,118 @@ class TrainConfig:
     """Stop after N evaluations without improvement (0: never)."""
     save_steps: int = 500
     keep_checkpoints: int = 2
+    """How many of the newest checkpoints stay on disk (0: keep every one)."""
     log_steps: int = 10
     tensorboard: bool = False
     resume: bool = False
+    resume_force: bool = False
+    """Resume even when the data or a batch-shaping setting changed (train/checkpoint.py)."""
     threads: int = 0
     """torch CPU threads (0: torch's default)."""
+
+    def __post_init__(self) -> None:
+        self._check_inputs()
+        self._check_recipe()
+        self._check_optimisation()
+        self._check_evaluation()
+
+    def _check_inputs(self) -> None:
+        """Names must not be blank: '' as a model or output would mean "here" or nothing."""
+        check_text(
+            "train.model", self.model, f"give a model folder or hub id, e.g. model={DEFAULT_MODEL}"
+        )
+        check_text(
+            "train.output",
+            self.output,
+            "give the folder to write the model to, e.g. output=runs/model",
+        )
+        check_text(
+            "train.train_split", self.train_split, "give a split name, e.g. train_split=train"
+        )
+        check_text(
+            "train.eval_split", self.eval_split, "give a qrels split name, e.g. eval_split=dev"
+        )
+        for key in COLUMN_FIELDS:
+            example = key.removesuffix("_column")
+            check_text(
+                f"train.{key}", getattr(self, key), f"give a column name, e.g. {key}={example}"
+            )
+        check_number(
+            "train.dev_fraction",
+            self.dev_fraction,
+            low=0,
+            high=1,
+            high_open=True,
+            meaning="0: no dev set",
+        )
+
+    def _check_recipe(self) -> None:
+        """The model recipe (None keeps what the model folder says) and the loss."""
+        if self.pooling is not None:
+            check_choice("train.pooling", self.pooling, POOLING_MODES)
+        if self.layer is not None:
+            check_int("train.layer", self.layer, 1, meaning="1 = the first transformer layer")
+        if self.max_seq_length is not None:
+            check_int("train.max_seq_length", self.max_seq_length, 1)
+        for key in ("attention_dropout", "hidden_dropout"):
+            if getattr(self, key) is not None:
+                check_number(
+                    f"train.{key}",
+                    getattr(self, key),
+                    low=0,
+                    high=1,
+                    high_open=True,
+                    meaning="0: off",
+                )
+        if not isinstance(self.loss, LossConfig):
+            raise TypeError(f"train.loss must be a LossConfig, got {self.loss!r}")
+        if self.num_negatives is None:
+            return
+        if self.loss.name == "triplet":
+            check_int(
+                "train.num_negatives",
+                self.num_negatives,
+                1,
+                meaning="the triplet loss needs one per example",
+            )
+        else:
+            check_int(
+                "train.num_negatives", self.num_negatives, 0, meaning="0: in-batch negatives only"
+            )
+
+    def _check_optimisation(self) -> None:
+        check_int("train.epochs", self.epochs, 1)
+        check_int("train.max_steps", self.max_steps, 0, meaning="0: run all epochs")
+        check_int("train.batch_size", self.batch_size, 1)
+        check_int("train.grad_accumulation", self.grad_accumulation, 1, meaning="1: none")
+        check_number("train.learning_rate", self.learning_rate, low=0, low_open=True)
+        check_number("train.weight_decay", self.weight_decay, low=0, meaning="0: none")
+        check_choice("train.schedule", self.schedule, get_args(ScheduleName))
+        check_number("train.warmup_ratio", self.warmup_ratio, low=0, high=1, meaning="0: no warmup")
+        check_number("train.max_grad_norm", self.max_grad_norm, low=0, meaning="0: no clipping")
+        check_choice("train.precision", self.precision, get_args(Precision))
+        check_choice("train.cpu_memory", self.cpu_memory, get_args(CpuMemory))
+        check_int("train.seed", self.seed, 0, MAX_SEED)
+        check_int("train.threads", self.threads, 0, meaning="0: torch's default")
+
+    def _check_evaluation(self) -> None:
+        from ragtune.evaluation.metrics import metric_names  # what evaluation reports, by name
+
+        names = metric_names()
+        by_lower = {n.lower(): n for n in names}  # the metric is matched case-insensitively
+        check_choice(
+            "train.eval_metric",
+            by_lower.get(str(self.eval_metric).lower(), self.eval_metric),
+            names,
+        )
+        check_int("train.eval_steps", self.eval_steps, 0, meaning="0: at the end of every epoch")
+        check_int("train.eval_batch_size", self.eval_batch_size, 1)
+        check_int(
+            "train.early_stopping_patience",
+            self.early_stopping_patience,
+            0,
+            meaning="0: never stop early",
+        )
+        check_int("train.save_steps", self.save_steps, 1)
+        check_int("train.keep_checkpoints", self.keep_checkpoints, 0, meaning="0: keep every one")
+        check_int("train.log_steps", self.log_steps, 1)

@@ -16,6 +16,7 @@ from ragtune.data.beir import load_beir
 from ragtune.data.readers import load_training_data
 from ragtune.data.records import ColumnMap
 from ragtune.data.schema import Document, EvalSet, Example, LabelledPair
+from ragtune.errors import RagtuneError
 from ragtune.progress import console
 
 MIN_DEV_QUERIES = 20
@@ -102,3 +103,18 @@ def data_fingerprint(examples: Sequence[Any]) -> str:
             h.update(b"\x00")
         h.update(b"\x01")
     return h.hexdigest()
+
+
+def check_loss_matches_data(loss_fn: Any, labelled: bool) -> None:
+    """Refuse a loss that needs labels on unlabelled data, or one that ignores given labels."""
+    needs = tuple(getattr(loss_fn, "inputs", ()))
+    if labelled and "label" not in needs:
+        raise RagtuneError(
+            f"the loss needs {needs} but the data are labelled pairs "
+            "(query, document, label): use --loss contrastive or cosine"
+        )
+    if not labelled and "label" in needs:
+        raise RagtuneError(
+            f"the loss needs {needs} but the data have no labels: use "
+            "--loss infonce or triplet, or convert pairs with pairs_to_labelled"
+        )

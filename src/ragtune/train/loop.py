@@ -1,10 +1,15 @@
 """The training loop: pairs -> embeddings -> loss -> backprop -> weights, and everything around it.
 
-Read top to bottom: load the model and data, tokenize once, evaluate the base model, then for each
-optimizer step encode the batch, compute the loss, backpropagate (through GradCache when the batch
-is larger than memory allows), clip, step, log, evaluate, checkpoint. The best model by the dev
-metric is published at the end, and the base model's score is part of that comparison: a run
-that never beats the base model says so instead of saving a worse model as "best".
+Read top to bottom: :func:`prepare` (train/prepare.py) loads the model and the data (tokenized
+once), builds the loss, every epoch's batches, the optimizer and the schedule, and resumes from
+the newest intact checkpoint; :func:`run_loop` scores the base model, then for each optimizer
+step encodes the batch, computes the loss, backpropagates (through GradCache when the batch is
+larger than memory allows), clips, steps and logs, and ends the step in one block: evaluate,
+checkpoint, stop.
+
+The best model by the dev metric is published at the end, and the base model's score is part of
+that comparison: a run that never beats the base model says so instead of saving a worse model as
+"best", and a run without a dev set says its improvement was not measured.
 """
 
 from __future__ import annotations
@@ -12,53 +17,29 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from ragtune.data.schema import EvalSet, Example, LabelledPair
 from ragtune.errors import RagtuneError
-from ragtune.losses import GradCache, build_from_config, wrap_grad_cache
 from ragtune.model.encoder import Encoder
-from ragtune.model.precision import autocast_dtype, precision_name
+from ragtune.model.precision import precision_name
 from ragtune.progress import console, make_progress, progress_enabled
 from ragtune.train import distributed as dist_utils
-from ragtune.train.batching import build_training_set, collate, epoch_batches
-from ragtune.train.checkpoint import (
-    TrainerState,
-    list_checkpoints,
-    load_checkpoint,
-    save_checkpoint,
-)
+from ragtune.train.batching import collate
+from ragtune.train.checkpoint import save_checkpoint
 from ragtune.train.config import TrainConfig
-from ragtune.train.data import load_run_data
-from ragtune.train.logs import RunLogger
-from ragtune.train.memory import cpu_memory_policy
-from ragtune.train.publish import publish, write_run_files
-from ragtune.train.schedule import build_optimizer, build_scheduler
+from ragtune.train.prepare import prepare
+from ragtune.train.publish import publish
+from ragtune.train.state import Run, TrainerState, TrainResult, improvement, remaining_steps
 from ragtune.train.subbatch import embed_by_length
+
+__all__ = ["Run", "TrainResult", "TrainingDiverged", "prepare", "run_loop", "train"]
 
 
 class TrainingDiverged(RagtuneError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-@dataclass
-class TrainResult:
-    output: Path
-    steps: int
-    seconds: float
-    pairs_per_second: float
-    metric: str
-    base_score: float | None
-    best_score: float | None
-    best_step: int
-    improved: bool
-    history: list[dict[str, Any]] = field(default_factory=list)
-    precision: str = "fp32"
-    """What the run trained in ("fp32" or "bfloat16 autocast"): what precision="auto" became."""
 
 
 def train(
@@ -70,260 +51,136 @@ def train(
 ) -> TrainResult:
     """Run one training job as configured; returns where the model went and how it scored.
 
-    On CPU the process's malloc policy is ``cfg.cpu_memory`` while it runs (train/memory.py).
+    The process's malloc policy is left as it is: the ``train`` command enters
+    :func:`ragtune.model.cpu.cpu_memory_policy` with ``cfg.cpu_memory`` around this call.
     """
-    on_cpu = encoder.device.type == "cpu" if encoder is not None else not torch.cuda.is_available()
-    with cpu_memory_policy(cfg.cpu_memory if on_cpu else "system"):
-        return _train(cfg, examples=examples, dev=dev, encoder=encoder)
+    return run_loop(prepare(cfg, examples=examples, dev=dev, encoder=encoder))
 
 
-def _train(
-    cfg: TrainConfig,
-    *,
-    examples: list[Example] | list[LabelledPair] | None,
-    dev: EvalSet | None,
-    encoder: Encoder | None,
-) -> TrainResult:
-    rank, world = dist_utils.setup()
-    is_main = rank == 0
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    out = Path(cfg.output)
-    run_dir = out / "run"
-    ckpt_dir = run_dir / "checkpoints"
-    if is_main and out.exists() and not cfg.resume and list_checkpoints(ckpt_dir):
-        raise RagtuneError(
-            f"{out} already holds a training run; pass --resume to continue it "
-            "or choose another --output"
-        )
+def run_loop(run: Run) -> TrainResult:
+    """Train from the run's position to its last step, then publish the best model."""
+    cfg, state, model = run.cfg, run.state, run.model
+    if state.step == 0 and run.dev is not None and run.is_main:
+        _evaluate(run, 0)  # the base model is the first candidate for "best"
+        run.encoder.save(run.run_dir / "best")
+        console.print(f"base model {cfg.eval_metric} on {run.dev.name}: {state.best_metric:.4f}")
 
-    # ---- model
-    if encoder is None:
-        encoder = Encoder.load(
-            cfg.model,
-            pooling=cfg.pooling,
-            normalize=cfg.normalize,
-            layer=cfg.layer,
-            max_seq_length=cfg.max_seq_length,
-            query_prompt=cfg.query_prompt,
-            document_prompt=cfg.document_prompt,
-            device=dist_utils.device_for(rank),
-        )
-    if not isinstance(encoder, Encoder):
-        raise RagtuneError(f"{cfg.model} is an ONNX export: train the PyTorch model instead")
-    if cfg.attention_dropout is not None:
-        encoder.set_attention_dropout(cfg.attention_dropout)
-    if cfg.hidden_dropout is not None:
-        encoder.set_hidden_dropout(cfg.hidden_dropout)
-    if cfg.gradient_checkpointing:
-        encoder.backbone.gradient_checkpointing_enable()
-    device = encoder.device
-    autocast = autocast_dtype(cfg.precision, device, training=True)
-
-    # ---- data: tokenized once for the whole run
-    if examples is None:
-        examples, loaded_dev = load_run_data(cfg)
-        dev = dev or loaded_dev
-    data = build_training_set(
-        examples,
-        encoder.tokenizer,
-        encoder.config.max_seq_length,
-        encoder.config.query_prompt,
-        encoder.config.document_prompt,
-        cfg.num_negatives,
+    plan = remaining_steps(
+        state, [len(b) for b in run.batches], cfg.grad_accumulation, run.total_steps
     )
-    loss_fn = build_from_config(cfg.loss)
-    _check_loss_matches_data(loss_fn, data.labelled)
-    grad_cache = wrap_grad_cache(loss_fn, cfg.loss)
-    if grad_cache is not None and world > 1:
-        raise RagtuneError(
-            "GradCache with several processes is not supported yet: use one "
-            "process with a large batch, or several without cache_mini_batch_size"
-        )
-    pad_id = encoder.tokenizer.pad_token_id or 0
-
-    model: torch.nn.Module = encoder
-    if world > 1:
-        # static_graph: each step runs the encoder once per text column before one backward.
-        model = torch.nn.parallel.DistributedDataParallel(encoder, static_graph=True)
-    global_batch = cfg.batch_size * world
-    min_fill = 1.0 if world > 1 else 0.5  # every rank needs an equal, full slice
-    # Every epoch's batches are fixed by (seed, epoch): built once, used for the step count,
-    # the loop and resuming at the saved position.
-    schedule_of_batches = [
-        epoch_batches(data, global_batch, cfg.seed, e, cfg.group_by_length, min_fill)
-        for e in range(cfg.epochs)
-    ]
-    batches_per_epoch = [len(b) for b in schedule_of_batches]
-    total_steps = sum(math.ceil(n / cfg.grad_accumulation) for n in batches_per_epoch)
-    if cfg.max_steps:
-        total_steps = min(total_steps, cfg.max_steps)
-    if total_steps == 0:
-        raise RagtuneError("no training steps: the data is smaller than one batch")
-    optimizer = build_optimizer(encoder, cfg.learning_rate, cfg.weight_decay)
-    scheduler = build_scheduler(
-        optimizer, cfg.schedule, int(cfg.warmup_ratio * total_steps), total_steps
-    )
-
-    # ---- resume or start
-    state = TrainerState()
-    if cfg.resume and list_checkpoints(ckpt_dir):
-        latest = list_checkpoints(ckpt_dir)[-1]
-        state = load_checkpoint(latest, encoder, optimizer, scheduler)
-        if is_main:
-            console.print(f"resumed from {latest.name} (step {state.step}, epoch {state.epoch})")
-    logger = RunLogger(run_dir, enabled=is_main, tensorboard=cfg.tensorboard)
-    if is_main and state.step == 0:
-        write_run_files(run_dir, cfg, examples, encoder, data, precision_name(autocast))
-    if is_main:
-        console.print(f"training precision: {precision_name(autocast)} ({cfg.precision})")
-
-    def evaluate(step: int) -> float | None:
-        score = _evaluate(encoder, dev, cfg, is_main)
-        if score is None:
-            return None
-        state.history.append({"step": step, cfg.eval_metric: score})
-        logger.log({"step": step, "eval": {cfg.eval_metric: score}})
-        if state.best_metric is None or score > state.best_metric:
-            state.best_metric, state.best_step = score, step
-            state.evals_without_improvement = 0
-            if is_main:
-                encoder.save(run_dir / "best")  # the base model (step 0) is a candidate too
-        else:
-            state.evals_without_improvement += 1
-        return score
-
-    if state.step == 0 and dev is not None and is_main:
-        base = evaluate(0)
-        console.print(f"base model {cfg.eval_metric} on {dev.name}: {base:.4f}")
-
-    # ---- the loop
+    pad_id = run.encoder.tokenizer.pad_token_id or 0
+    pairs_per_step = run.global_batch * cfg.grad_accumulation
     model.train()
     started = time.perf_counter()
     pairs_seen = 0
-    stop = state.step >= total_steps
     window: list[float] = []
-    show = progress_enabled(None, default=is_main)
-    with make_progress("pairs", enabled=show) as bar:
+    with make_progress("pairs", enabled=progress_enabled(None, default=run.is_main)) as bar:
         task = bar.add_task(
             "training",
-            total=total_steps * global_batch * cfg.grad_accumulation,
-            completed=state.step * global_batch * cfg.grad_accumulation,
+            total=run.total_steps * pairs_per_step,
+            completed=state.step * pairs_per_step,
         )
-        while not stop and state.epoch < cfg.epochs:
-            batches = schedule_of_batches[state.epoch]
-            while state.batch_in_epoch < len(batches) and not stop:
-                group = batches[state.batch_in_epoch : state.batch_in_epoch + cfg.grad_accumulation]
-                loss_value = 0.0
-                for i, rows in enumerate(group):
-                    local = rows[rank * cfg.batch_size : (rank + 1) * cfg.batch_size]
-                    batch = collate(data, local, pad_id)
-                    sync = i == len(group) - 1
-                    with dist_utils.maybe_no_sync(model, sync):
-                        loss_value += _forward_backward(
-                            model,
-                            loss_fn,
-                            grad_cache,
-                            batch,
-                            device,
-                            autocast,
-                            1 / len(group),
-                            split=world == 1,  # DDP's static graph wants one call per column
-                        )
-                    pairs_seen += len(rows)
-                if not math.isfinite(loss_value):
-                    raise TrainingDiverged(
-                        f"loss became {loss_value} at step {state.step + 1}; the last good "
-                        f"checkpoint is kept in {ckpt_dir} (lower the learning rate or check "
-                        "the data for empty texts)"
-                    )
-                grad_norm = torch.nn.utils.clip_grad_norm_(
-                    encoder.parameters(), cfg.max_grad_norm or float("inf")
+        for epoch, start in plan:
+            group = run.batches[epoch][start : start + cfg.grad_accumulation]
+            loss_value = 0.0
+            for i, rows in enumerate(group):
+                local = rows[run.rank * cfg.batch_size : (run.rank + 1) * cfg.batch_size]
+                with dist_utils.maybe_no_sync(model, sync=i == len(group) - 1):
+                    batch = collate(run.data, local, pad_id)
+                    loss_value += _forward_backward(run, batch, scale=1 / len(group))
+                pairs_seen += len(rows)
+            if not math.isfinite(loss_value):
+                raise TrainingDiverged(
+                    f"loss became {loss_value} at step {state.step + 1}; the last good "
+                    f"checkpoint is kept in {run.checkpoints} (lower the learning rate or "
+                    "check the data for empty texts)"
                 )
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                state.step += 1
-                state.batch_in_epoch += len(group)
-                window.append(loss_value)
-                bar.update(
-                    task,
-                    advance=len(group) * global_batch,
-                    description=f"training loss {loss_value:.4f}",
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                run.encoder.parameters(), cfg.max_grad_norm or float("inf")
+            )
+            run.optimizer.step()
+            run.scheduler.step()
+            run.optimizer.zero_grad(set_to_none=True)
+            state.step += 1
+            state.epoch, state.batch_in_epoch = epoch, start + len(group)
+            end_of_epoch = state.batch_in_epoch >= len(run.batches[epoch])
+            if end_of_epoch:
+                state.epoch, state.batch_in_epoch = epoch + 1, 0
+            window.append(loss_value)
+            bar.update(
+                task,
+                advance=len(group) * run.global_batch,
+                description=f"training loss {loss_value:.4f}",
+            )
+            if state.step % cfg.log_steps == 0 or state.step == run.total_steps:
+                run.logger.log(
+                    {
+                        "step": state.step,
+                        "epoch": epoch,
+                        "loss": sum(window) / len(window),
+                        "lr": run.scheduler.get_last_lr()[0],
+                        "grad_norm": float(grad_norm),
+                        "pairs_per_second": pairs_seen / (time.perf_counter() - started),
+                        **{k: float(v) for k, v in getattr(run.loss_fn, "last_stats", {}).items()},
+                    }
                 )
-                if state.step % cfg.log_steps == 0 or state.step == total_steps:
-                    elapsed = time.perf_counter() - started
-                    logger.log(
-                        {
-                            "step": state.step,
-                            "epoch": state.epoch,
-                            "loss": sum(window) / len(window),
-                            "lr": scheduler.get_last_lr()[0],
-                            "grad_norm": float(grad_norm),
-                            "pairs_per_second": pairs_seen / elapsed,
-                            **{k: float(v) for k, v in getattr(loss_fn, "last_stats", {}).items()},
-                        }
-                    )
-                    window.clear()
-                if cfg.eval_steps and state.step % cfg.eval_steps == 0:
-                    evaluate(state.step)
-                    stop = _early_stop(cfg, state)
-                if state.step >= total_steps:
-                    stop = True
-                if is_main and (state.step % cfg.save_steps == 0 or stop):
-                    save_checkpoint(
-                        ckpt_dir, encoder, optimizer, scheduler, state, cfg.keep_checkpoints
-                    )
-                stop = dist_utils.agree(stop)
-            if state.batch_in_epoch >= len(batches):
-                state.epoch += 1
-                state.batch_in_epoch = 0
-                if not cfg.eval_steps:
-                    evaluate(state.step)
-                    stop = dist_utils.agree(stop or _early_stop(cfg, state))
-                if is_main:
-                    save_checkpoint(
-                        ckpt_dir, encoder, optimizer, scheduler, state, cfg.keep_checkpoints
-                    )
+                window.clear()
+
+            # ---- end of step: evaluate, checkpoint, stop (a checkpoint holds its evaluation)
+            last = state.step >= run.total_steps or state.epoch >= cfg.epochs
+            eval_due = state.step % cfg.eval_steps == 0 if cfg.eval_steps else end_of_epoch
+            if (eval_due or last) and _evaluate(run, state.step) and run.is_main:
+                run.encoder.save(run.run_dir / "best")
+            stop = dist_utils.agree(last or _early_stop(cfg, state))
+            if run.is_main and (state.step % cfg.save_steps == 0 or end_of_epoch or stop):
+                save_checkpoint(
+                    run.checkpoints,
+                    run.encoder,
+                    run.optimizer,
+                    run.scheduler,
+                    state,
+                    run.identity,
+                    cfg.keep_checkpoints,
+                )
+            if stop:
+                break
     seconds = time.perf_counter() - started
-    if dev is not None and (not state.history or state.history[-1]["step"] != state.step):
-        evaluate(state.step)
 
     # ---- publish: the best model by the dev metric (the base model counts as a candidate)
+    base_score = next((h[cfg.eval_metric] for h in state.history if h["step"] == 0), None)
+    verdict = improvement(base_score, state.best_metric)
     result = TrainResult(
-        output=out,
+        output=run.out,
         steps=state.step,
         seconds=seconds,
         pairs_per_second=pairs_seen / seconds if seconds > 0 else 0.0,
         metric=cfg.eval_metric,
-        base_score=next((h[cfg.eval_metric] for h in state.history if h["step"] == 0), None),
+        base_score=base_score,
         best_score=state.best_metric,
         best_step=state.best_step,
-        improved=state.best_step > 0 if state.best_metric is not None else True,
+        improved=verdict == "improved",
         history=list(state.history),
-        precision=precision_name(autocast),
+        precision=precision_name(run.autocast),
+        improvement=verdict,
     )
-    if is_main:
-        publish(encoder, run_dir, out, result)
-        logger.finish(result)
+    if run.is_main:
+        if verdict == "not measured":
+            console.print(
+                "no dev set: the model is published without a comparison with the base model "
+                "(improvement not measured)",
+                style="yellow",
+                soft_wrap=True,
+            )
+        publish(run.encoder, run.run_dir, run.out, result)
+        run.logger.finish(result)
     dist_utils.teardown()
     return result
 
 
-def _forward_backward(
-    model: torch.nn.Module,
-    loss_fn: torch.nn.Module,
-    grad_cache: GradCache | None,
-    batch: dict[str, Any],
-    device: torch.device,
-    autocast: torch.dtype | None,
-    scale: float,
-    split: bool = True,
-) -> float:
+def _forward_backward(run: Run, batch: dict[str, Any], scale: float) -> float:
     """Encode every text column, compute the loss and backpropagate ``loss * scale``."""
-    extra = {k: v.to(device) for k, v in batch["extra"].items()}
-    extra = _accepted(loss_fn, extra)
+    device, autocast = run.encoder.device, run.autocast
+    extra = _accepted(run.loss_fn, {k: v.to(device) for k, v in batch["extra"].items()})
 
     def amp() -> torch.autocast:
         return torch.autocast(device.type, dtype=autocast or torch.float32, enabled=bool(autocast))
@@ -331,13 +188,14 @@ def _forward_backward(
     def embed(features: dict[str, torch.Tensor]) -> torch.Tensor:
         features = {k: v.to(device) for k, v in features.items()}
         with amp():
-            return model(features).float()  # (rows, D)
+            return run.model(features).float()  # (rows, D)
 
-    if grad_cache is not None:
-        value = grad_cache.forward_backward(
+    if run.grad_cache is not None:
+        value = run.grad_cache.forward_backward(
             embed, batch["texts"], extra=extra, reshape=batch["reshape"], loss_scale=scale
         )
         return float(value)
+    split = run.world == 1  # DDP's static graph wants one encoder call per column
     with amp():  # one region for every column: the bf16 copies of the weights are made once
         embeddings = {
             name: embed_by_length(embed, features) if split else embed(features)
@@ -345,7 +203,7 @@ def _forward_backward(
         }
     for name, (rows, n) in batch["reshape"].items():
         embeddings[name] = embeddings[name].view(rows, n, -1)  # (B * N, D) -> (B, N, D)
-    loss = loss_fn(**embeddings, **extra)
+    loss = run.loss_fn(**embeddings, **extra)
     (loss * scale).backward()
     return float(loss.detach())
 
@@ -358,36 +216,34 @@ def _accepted(loss_fn: torch.nn.Module, extra: dict[str, Any]) -> dict[str, Any]
     return {k: v for k, v in extra.items() if k in params}
 
 
-def _check_loss_matches_data(loss_fn: torch.nn.Module, labelled: bool) -> None:
-    needs = tuple(getattr(loss_fn, "inputs", ()))
-    if labelled and "label" not in needs:
-        raise RagtuneError(
-            f"the loss needs {needs} but the data are labelled pairs "
-            "(query, document, label): use --loss contrastive or cosine"
-        )
-    if not labelled and "label" in needs:
-        raise RagtuneError(
-            f"the loss needs {needs} but the data have no labels: use "
-            "--loss infonce or triplet, or convert pairs with pairs_to_labelled"
-        )
+def _evaluate(run: Run, step: int) -> bool:
+    """Score the model on the dev set, log it, update the best; True when it is a new best.
 
-
-def _evaluate(
-    encoder: Encoder, dev: EvalSet | None, cfg: TrainConfig, is_main: bool
-) -> float | None:
-    if dev is None or not is_main:
-        return None
+    Only the main process evaluates; the others (and runs without a dev set) return False.
+    """
+    if run.dev is None or not run.is_main:
+        return False
     from ragtune.evaluation.evaluate import evaluate_encoder
 
-    result = evaluate_encoder(encoder, dev, batch_size=cfg.eval_batch_size, show_progress=False)
-    key = cfg.eval_metric.lower()
+    cfg, state = run.cfg, run.state
+    result = evaluate_encoder(
+        run.encoder, run.dev, batch_size=cfg.eval_batch_size, show_progress=False
+    )
     metrics = {k.lower(): v for k, v in result.metrics.items()}
-    if key not in metrics:
+    if cfg.eval_metric.lower() not in metrics:
         raise RagtuneError(
             f"unknown eval_metric {cfg.eval_metric!r}; available: "
             f"{', '.join(sorted(result.metrics))}"
         )
-    return float(metrics[key])
+    score = float(metrics[cfg.eval_metric.lower()])
+    state.history.append({"step": step, cfg.eval_metric: score})
+    run.logger.log({"step": step, "eval": {cfg.eval_metric: score}})
+    if state.best_metric is None or score > state.best_metric:
+        state.best_metric, state.best_step = score, step
+        state.evals_without_improvement = 0
+        return True
+    state.evals_without_improvement += 1
+    return False
 
 
 def _early_stop(cfg: TrainConfig, state: TrainerState) -> bool:

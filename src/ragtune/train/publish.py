@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.config import to_dict
-from ragtune.io import atomic_write_json, atomic_write_text
+from ragtune.io import atomic_dir, atomic_write_json, atomic_write_text, crash_point
 from ragtune.model.encoder import Encoder
 from ragtune.progress import console
+from ragtune.train.card import write_model_card
 from ragtune.train.config import TrainConfig
 from ragtune.train.data import data_fingerprint
 
@@ -40,30 +41,32 @@ def write_run_files(
     )
 
 
-def publish(encoder: Encoder, run_dir: Path, out: Path, result: Any) -> None:
-    """Write the best model into ``out`` (model files land first, modules.json last)."""
-    best = run_dir / "best"
-    staging = out / ".publish-tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    if best.is_dir():
-        shutil.copytree(best, staging)
-        if not result.improved:
-            console.print(
-                "[bold red]training did not beat the base model on the dev set: "
-                "the published model is the base model, unchanged"
-            )
-    else:
-        encoder.save(staging)
-    modules = out / "modules.json"
-    modules.unlink(missing_ok=True)  # the folder stops loading as a model until we are done
-    for item in sorted(staging.iterdir(), key=lambda p: p.name == "modules.json"):
-        target = out / item.name
-        if target.is_dir():
-            shutil.rmtree(target)
-        item.replace(target)
-    staging.rmdir()
-    from ragtune.train.card import write_model_card
+def publish(
+    encoder: Encoder, run_dir: Path, out: Path, result: Any, *, overwrite: bool = False
+) -> None:
+    """Replace ``out`` by the complete new model folder in one step, ``run/`` moved into it.
 
-    write_model_card(out, result)
+    The new folder (the best model, or ``encoder`` when no dev set chose one, plus the model
+    card and the completion marker) is built as a hidden sibling of ``out``; then ``out/run``
+    moves into it and the two folders are exchanged (:func:`ragtune.io.atomic_dir`). A kill at
+    any instant leaves ``out`` as the previous model or as the new one, each complete, and the
+    next write to ``out`` finishes or removes what was left beside it.
+    """
+    best = run_dir / "best"
+    with atomic_dir(out, "model", overwrite=overwrite, carry=(run_dir.name,)) as tmp:
+        if best.is_dir():
+            shutil.copytree(best, tmp, dirs_exist_ok=True)
+            if not result.improved:
+                console.print(
+                    "[bold red]training did not beat the base model on the dev set: "
+                    "the published model is the base model, unchanged"
+                )
+        else:
+            saved = encoder.save(tmp / "model")
+            for item in list(saved.iterdir()):
+                item.rename(tmp / item.name)
+            saved.rmdir()
+        write_model_card(tmp, result, run=run_dir)
+        crash_point("publish:built")
     summary = {k: v for k, v in result.__dict__.items() if k != "output"}
     atomic_write_json(run_dir / "summary.json", {"output": str(out), **summary})

@@ -5,6 +5,7 @@ of 32 is padded to ~37, so ~40% of the query tokens the encoder computes are pad
 tokens of a batch, documents included). Splitting the column into a few sub-batches of similar
 length removes most of it, and with attention masks the real tokens' embeddings do not change.
 The sub-batch embeddings are put back in the batch's order, so the loss sees the same batch.
+How rows are grouped is :func:`ragtune.model.batches.length_groups`.
 """
 
 from __future__ import annotations
@@ -13,29 +14,8 @@ from collections.abc import Callable
 
 import torch
 
-from ragtune.losses.gradcache import Features, trim_padding
-
-CALL_COST = 0.03
-"""Each extra encoder call is charged as this share of the column's padded tokens."""
-
-
-def length_groups(lengths: torch.Tensor, max_groups: int = 4) -> list[torch.Tensor]:
-    """Row indices of the sub-batches that minimise padded tokens plus a per-call charge.
-
-    Rows are sorted by length (longest first) and cut into 1..max_groups near-equal parts.
-    """
-    n = int(lengths.numel())
-    order = torch.argsort(lengths, descending=True, stable=True)
-    ranked = lengths[order].tolist()
-    best: tuple[float, list[torch.Tensor]] | None = None
-    full = n * ranked[0] if n else 0
-    for k in range(1, min(max_groups, n) + 1):
-        bounds = [round(i * n / k) for i in range(k + 1)]
-        padded = sum((bounds[i + 1] - bounds[i]) * ranked[bounds[i]] for i in range(k))
-        cost = padded + CALL_COST * full * (k - 1)
-        if best is None or cost < best[0]:
-            best = (cost, [order[bounds[i] : bounds[i + 1]] for i in range(k)])
-    return best[1] if best else [order]
+from ragtune.losses.gradcache import trim_padding
+from ragtune.model.batches import Features, length_groups
 
 
 def embed_by_length(

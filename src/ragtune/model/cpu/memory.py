@@ -8,10 +8,20 @@ Measured on a 2-core EPYC: a softmax over a 100 MB tensor took 34.3 ms that way 
 with the memory reused (benchmarks/cpu_kernels.py); a MiniLM training step with the model's
 dropout ran 1.75x faster, dropout off 1.07x (BENCHMARKS.md, section 1).
 
+Who sets it: a policy changes the whole process, so no library call does it on its own. The
+``train`` and ``demo`` commands enter :func:`cpu_memory_policy` with ``TrainConfig.cpu_memory``
+around a CPU run; from Python, opt in the same way::
+
+    with cpu_memory_policy("reuse"):
+        train(cfg)
+
+A run on another device (``device="cuda"``) leaves malloc alone: its activations are not
+malloc's.
+
 Policies (``TrainConfig.cpu_memory``):
 
-- ``reuse`` (default): no mmap for large blocks and no trimming while training, so freed
-  activations are reused by the next step. glibc's policy is restored, and the free memory
+- ``reuse`` (the commands' default): no mmap for large blocks and no trimming while training,
+  so freed activations are reused by the next step. glibc's policy is restored, and the free memory
   returned to the OS, when training ends.
 - ``release``: a fixed 1 MiB mmap threshold, so freed blocks always go back to the OS: the lowest
   peak memory and the slowest steps (every large block page-faults). For GradCache when memory
@@ -102,11 +112,15 @@ def restore_system_policy() -> bool:
     return ok
 
 
-def apply_policy(policy: str) -> bool:
-    """Switch to ``policy`` for this process; returns whether anything was changed."""
+def _check(policy: str) -> None:
     if policy not in CPU_MEMORY_POLICIES:
         choices = ", ".join(CPU_MEMORY_POLICIES)
         raise ValueError(f"cpu_memory must be one of {choices}, not {policy!r}")
+
+
+def apply_policy(policy: str) -> bool:
+    """Switch to ``policy`` for this process; returns whether anything was changed."""
+    _check(policy)
     if policy == "reuse":
         return keep_freed_blocks()
     if policy == "release":
@@ -115,9 +129,14 @@ def apply_policy(policy: str) -> bool:
 
 
 @contextmanager
-def cpu_memory_policy(policy: str) -> Iterator[bool]:
-    """Run a block under ``policy``; glibc's policy is restored afterwards if it was changed."""
-    changed = apply_policy(policy)
+def cpu_memory_policy(policy: str, *, device: str = "cpu") -> Iterator[bool]:
+    """Run a block under ``policy``; glibc's policy is restored afterwards if it was changed.
+
+    Yields whether anything was changed. ``device`` is the type of the device the block trains
+    on: only ``"cpu"`` applies the policy (an unknown policy is refused either way).
+    """
+    _check(policy)
+    changed = apply_policy(policy) if device == "cpu" else False
     try:
         yield changed
     finally:

@@ -7,13 +7,15 @@ in fp32 also keeps the softmax at full precision. On CUDA, and whenever the inpu
 fp32, this is exactly Hugging Face's ``sdpa`` attention.
 
 With attention-probability dropout in training on CPU, PyTorch's SDPA takes its unfused math path
-and draws the mask with ``bernoulli_``; here the same math runs with :mod:`ragtune.model.dropout`'s
-cheaper masks, and the 1/(1-p) rescaling is applied to the values (L x head_dim) rather than to
-the L x L probabilities.
+and draws the mask with ``bernoulli_``; here the same math runs with
+:mod:`ragtune.model.cpu.dropout`'s cheaper masks, and the 1/(1-p) rescaling is applied to the
+values (L x head_dim) rather than to the L x L probabilities.
 
-The function is registered with transformers' attention interface under :data:`NAME`; the padding
-mask is built the same way as for ``sdpa``. Only the in-memory config changes: saved folders
-keep no attention setting, so any loader reads them as before.
+The function is registered with transformers' attention interface under :data:`NAME` (once per
+process, on the first switch); the padding mask is built the same way as for ``sdpa``. Only the
+in-memory config changes: saved folders keep no attention setting, so any loader reads them as
+before. :func:`ragtune.model.cpu.enable_cpu_fast_paths` makes the switch; :func:`restore_sdpa`
+undoes it.
 """
 
 from __future__ import annotations
@@ -123,4 +125,13 @@ def use_fp32_cpu_attention(backbone: Any) -> bool:
         backbone.set_attn_implementation(NAME)
     except (ValueError, TypeError):  # a model class that refuses custom attention
         return False
+    return True
+
+
+def restore_sdpa(backbone: Any) -> bool:
+    """Switch a model on :data:`NAME` back to Hugging Face's ``sdpa``; returns whether it was on."""
+    config = getattr(backbone, "config", None)
+    if getattr(config, "_attn_implementation", None) != NAME:
+        return False
+    backbone.set_attn_implementation("sdpa")
     return True

@@ -8,7 +8,8 @@ import pytest
 import torch
 from transformers import BertModel
 
-from ragtune.model.attention import NAME, use_fp32_cpu_attention
+from ragtune.model import enable_cpu_fast_paths
+from ragtune.model.cpu.attention import NAME, use_fp32_cpu_attention
 from tests.conftest import make_tiny_encoder, tiny_bert
 
 TEXTS = ["a short query", "a much longer passage about proteins, cells and the immune response"]
@@ -25,6 +26,8 @@ def _inputs() -> dict[str, torch.Tensor]:
 
 def test_encoder_switches_sdpa_models_and_fp32_output_is_unchanged(tokenizer):
     encoder = make_tiny_encoder(tokenizer)
+    assert encoder.backbone.config._attn_implementation == "sdpa"  # construction changes nothing
+    enable_cpu_fast_paths(encoder, training=False)
     assert encoder.backbone.config._attn_implementation == NAME
 
     plain = _bert()
@@ -66,6 +69,7 @@ def test_other_attention_implementations_are_left_alone():
 
 def test_saved_folder_does_not_name_the_runtime_attention(tokenizer, tmp_path):
     encoder = make_tiny_encoder(tokenizer)
+    assert enable_cpu_fast_paths(encoder, training=True).attention
     encoder.save(tmp_path / "m")
     text = json.dumps(json.loads((tmp_path / "m" / "config.json").read_text()))
     assert NAME not in text
@@ -74,6 +78,7 @@ def test_saved_folder_does_not_name_the_runtime_attention(tokenizer, tmp_path):
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_gradients_flow_through_the_attention(tokenizer, precision):
     encoder = make_tiny_encoder(tokenizer).train()
+    enable_cpu_fast_paths(encoder, training=True)
     features = encoder.tokenize(TEXTS)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
         emb = encoder(features)

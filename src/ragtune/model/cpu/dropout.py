@@ -102,3 +102,13 @@ def use_fast_cpu_dropout(backbone: nn.Module) -> int:
             module.__class__ = CpuDropout
             count += 1
     return count
+
+
+def restore_plain_dropout(backbone: nn.Module) -> int:
+    """Turn every :class:`CpuDropout` back into a plain ``nn.Dropout``; returns how many."""
+    count = 0
+    for module in backbone.modules():
+        if type(module) is CpuDropout:
+            module.__class__ = nn.Dropout  # type: ignore[assignment]  # the swap, undone
+            count += 1
+    return count

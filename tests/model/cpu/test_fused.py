@@ -7,8 +7,8 @@ import pytest
 import torch
 from transformers import RobertaConfig, RobertaModel
 
-from ragtune.model import Encoder, EncoderConfig
-from ragtune.model.fused import FusedForward, unsupported_reason
+from ragtune.model import Encoder, EncoderConfig, enable_cpu_fast_paths
+from ragtune.model.cpu.fused import FusedForward, unsupported_reason
 from tests.conftest import TINY_SIZES, make_tiny_encoder, tiny_bert
 
 TEXTS = [
@@ -25,6 +25,12 @@ pytestmark = pytest.mark.skipif(
 
 def _features(tokenizer) -> dict[str, torch.Tensor]:
     return dict(tokenizer(TEXTS, padding=True, return_tensors="pt"))
+
+
+def _fused(encoder: Encoder) -> FusedForward | None:
+    """The fused forward encode() switched on for ``encoder``, if any."""
+    paths = encoder.cpu_fast_paths
+    return None if paths is None else paths.fused
 
 
 @pytest.mark.parametrize("layers", [1, 2])
@@ -44,7 +50,7 @@ def test_encode_uses_the_fused_path_and_gives_the_same_embeddings(tokenizer):
     slow.fused_inference = False
     a = fast.encode(TEXTS, batch_size=2)
     b = slow.encode(TEXTS, batch_size=2)
-    assert fast._fused is not None and slow._fused is None
+    assert _fused(fast) is not None and _fused(slow) is None
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
     tokens_a = fast.encode(TEXTS, output="tokens")
     tokens_b = slow.encode(TEXTS, output="tokens")
@@ -74,7 +80,7 @@ def test_roberta_is_supported_too(tokenizer):
     slow = Encoder.from_backbone(backbone, tokenizer, EncoderConfig(max_seq_length=64))
     slow.fused_inference = False
     np.testing.assert_allclose(fast.encode(TEXTS), slow.encode(TEXTS), rtol=0, atol=1e-6)
-    assert fast._fused is not None
+    assert _fused(fast) is not None
 
 
 def test_unsupported_models_fall_back_to_hugging_face(tokenizer):
@@ -82,13 +88,21 @@ def test_unsupported_models_fall_back_to_hugging_face(tokenizer):
     assert "activation 'relu'" in (unsupported_reason(backbone) or "")
     encoder = Encoder.from_backbone(backbone, tokenizer, EncoderConfig(max_seq_length=64))
     out = encoder.encode(TEXTS)
-    assert encoder._fused is None and out.shape == (3, 32)
+    assert _fused(encoder) is None and out.shape == (3, 32)
+    assert encoder.cpu_fast_paths is not None
+    assert encoder.cpu_fast_paths.describe()["fused_inference"] == "no: activation 'relu'"
 
 
-def test_bf16_and_training_do_not_use_the_fused_path(tokenizer):
+def test_bf16_and_training_do_not_use_the_fused_path(tokenizer, monkeypatch):
     encoder = make_tiny_encoder(tokenizer)
-    encoder.encode(TEXTS, precision="bf16")
-    assert encoder._fused is None  # only fp32 runs through it
+    assert enable_cpu_fast_paths(encoder, training=False).fused is not None
+    calls: list[int] = []
+    run = FusedForward.__call__
+    monkeypatch.setattr(FusedForward, "__call__", lambda *a: calls.append(1) or run(*a))
+    encoder.encode(TEXTS, batch_size=2, precision="bf16")
+    assert calls == []  # only fp32 runs through it
+    encoder.encode(TEXTS, batch_size=2)
+    assert calls == [1, 1]  # one call per batch of two
     encoder.train()
     features = encoder.tokenize(TEXTS)
     encoder(features).sum().backward()  # forward() is always the autograd-capable HF path

@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from ragtune.model import dropout as fast
-from ragtune.model.attention import _attention_with_dropout, use_fp32_cpu_attention
+from ragtune.model import enable_cpu_fast_paths
+from ragtune.model.cpu import dropout as fast
+from ragtune.model.cpu.attention import _attention_with_dropout, use_fp32_cpu_attention
 from tests.conftest import make_tiny_encoder, tiny_bert
 
 
@@ -80,6 +81,8 @@ def test_an_encoder_trains_with_fast_dropout_and_encodes_without_it(tokenizer):
     encoder = make_tiny_encoder(tokenizer)
     encoder.set_hidden_dropout(0.2)
     encoder.set_attention_dropout(0.2)
+    assert not any(isinstance(m, fast.CpuDropout) for m in encoder.backbone.modules())
+    enable_cpu_fast_paths(encoder, training=True)
     assert any(isinstance(m, fast.CpuDropout) for m in encoder.backbone.modules())
     features = encoder.tokenize(["a short text", "a somewhat longer text with more words"])
     encoder.train()

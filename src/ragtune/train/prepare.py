@@ -1,0 +1,177 @@
+"""Setting up a training run: everything the loop needs, built once, before any step.
+
+:func:`prepare` loads the model and the data (tokenized once), builds the loss, every epoch's
+batches, the optimizer and the schedule, and resumes from the newest intact checkpoint of the same
+run. Every refusal happens here, so a bad setting costs no training and leaves no run files.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from ragtune.data.schema import EvalSet, Example, LabelledPair
+from ragtune.errors import RagtuneError
+from ragtune.io import check_output
+from ragtune.losses import build_from_config, wrap_grad_cache
+from ragtune.model.cpu import enable_cpu_fast_paths
+from ragtune.model.encoder import Encoder
+from ragtune.model.precision import autocast_dtype, precision_name
+from ragtune.progress import console
+from ragtune.train import distributed as dist_utils
+from ragtune.train.batching import build_training_set, epoch_batches
+from ragtune.train.checkpoint import list_checkpoints, resume, run_identity
+from ragtune.train.config import TrainConfig
+from ragtune.train.data import check_loss_matches_data, data_fingerprint, load_run_data
+from ragtune.train.logs import RunLogger
+from ragtune.train.publish import write_run_files
+from ragtune.train.schedule import build_optimizer, build_scheduler
+from ragtune.train.state import Run, TrainerState
+
+
+def prepare(
+    cfg: TrainConfig,
+    *,
+    examples: list[Example] | list[LabelledPair] | None = None,
+    dev: EvalSet | None = None,
+    encoder: Encoder | None = None,
+) -> Run:
+    """Set up one run: model, data, loss, batches, optimizer, schedule, run folder, resume.
+
+    Every refusal (an existing run without ``--resume``, changed data or batch settings on
+    resume, no intact checkpoint) is raised here, before any step and before any run file.
+    """
+    rank, world = dist_utils.setup()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.output)
+    ckpt_dir = out / "run" / "checkpoints"
+    if rank == 0:  # a library call gets the CLI's output policy too, before the model loads
+        sources = [s for s in (cfg.data, cfg.eval_data) if s and not s.startswith("hf:")]
+        check_output(out, "model", sources=sources, flag="output")
+    if rank == 0 and out.exists() and not cfg.resume and list_checkpoints(ckpt_dir):
+        raise RagtuneError(
+            f"{out} already holds a training run; pass --resume to continue it "
+            "or choose another --output"
+        )
+
+    # ---- model
+    if encoder is None:
+        encoder = Encoder.load(
+            cfg.model,
+            pooling=cfg.pooling,
+            normalize=cfg.normalize,
+            layer=cfg.layer,
+            max_seq_length=cfg.max_seq_length,
+            query_prompt=cfg.query_prompt,
+            document_prompt=cfg.document_prompt,
+            device=dist_utils.device_for(rank),
+        )
+    if not isinstance(encoder, Encoder):
+        raise RagtuneError(f"{cfg.model} is an ONNX export: train the PyTorch model instead")
+    if cfg.attention_dropout is not None:
+        encoder.set_attention_dropout(cfg.attention_dropout)
+    if cfg.hidden_dropout is not None:
+        encoder.set_hidden_dropout(cfg.hidden_dropout)
+    if cfg.gradient_checkpointing:
+        encoder.backbone.gradient_checkpointing_enable()
+    # Cheap dropout masks and fp32 attention under bf16 autocast (model/cpu/); the fused
+    # inference path is checked lazily by the first evaluation's encode().
+    enable_cpu_fast_paths(encoder, training=True, fused=False)
+    autocast = autocast_dtype(cfg.precision, encoder.device, training=True)
+    model: torch.nn.Module = encoder
+    if world > 1:
+        # static_graph: each step runs the encoder once per text column before one backward.
+        model = torch.nn.parallel.DistributedDataParallel(encoder, static_graph=True)
+
+    # ---- data, tokenized once for the whole run, and the loss it feeds
+    if examples is None:
+        examples, loaded_dev = load_run_data(cfg)
+        dev = dev or loaded_dev
+    spec = encoder.config
+    data = build_training_set(
+        examples,
+        encoder.tokenizer,
+        spec.max_seq_length,
+        spec.query_prompt,
+        spec.document_prompt,
+        cfg.num_negatives,
+    )
+    loss_fn = build_from_config(cfg.loss)
+    check_loss_matches_data(loss_fn, data.labelled)
+    grad_cache = wrap_grad_cache(loss_fn, cfg.loss)
+    if grad_cache is not None and world > 1:
+        raise RagtuneError(
+            "GradCache with several processes is not supported yet: use one "
+            "process with a large batch, or several without cache_mini_batch_size"
+        )
+
+    # ---- batches, optimizer, schedule. Every epoch's batches are fixed by (seed, epoch): built
+    # once, used for the step count, the loop and resuming at the saved position.
+    min_fill = 1.0 if world > 1 else 0.5  # every rank needs an equal, full slice
+    batches = [
+        epoch_batches(data, cfg.batch_size * world, cfg.seed, e, cfg.group_by_length, min_fill)
+        for e in range(cfg.epochs)
+    ]
+    total_steps = sum(math.ceil(len(b) / cfg.grad_accumulation) for b in batches)
+    if cfg.max_steps:
+        total_steps = min(total_steps, cfg.max_steps)
+    if total_steps == 0:
+        raise RagtuneError("no training steps: the data is smaller than one batch")
+    optimizer = build_optimizer(encoder, cfg.learning_rate, cfg.weight_decay)
+    scheduler = build_scheduler(
+        optimizer, cfg.schedule, int(cfg.warmup_ratio * total_steps), total_steps
+    )
+
+    # ---- resume from the newest intact checkpoint of the same run, or start
+    identity = run_identity(
+        cfg,
+        data_fingerprint(examples),
+        processes=world,
+        num_negatives=data.num_negatives,
+        max_seq_length=spec.max_seq_length,
+        query_prompt=spec.query_prompt,
+        document_prompt=spec.document_prompt,
+    )
+    state, forced = TrainerState(), list[str]()
+    if cfg.resume and list_checkpoints(ckpt_dir):
+        state, forced = resume(
+            ckpt_dir, identity, cfg.resume_force, encoder, optimizer, scheduler, rank == 0
+        )
+    logger = RunLogger(out / "run", enabled=rank == 0, tensorboard=cfg.tensorboard)
+    if rank == 0 and (state.step == 0 or forced):  # the run files describe the run that trains
+        write_run_files(out / "run", cfg, examples, encoder, data, precision_name(autocast))
+    if rank == 0 and forced:
+        logger.log({"step": state.step, "resume_forced": forced})
+        console.print(
+            f"resume forced (resume_force=true): {'; '.join(forced)}; "
+            "run/config.yaml and run/data.json now describe this run",
+            style="yellow",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    if rank == 0:
+        console.print(f"training precision: {precision_name(autocast)} ({cfg.precision})")
+    return Run(
+        cfg=cfg,
+        rank=rank,
+        world=world,
+        encoder=encoder,
+        model=model,
+        autocast=autocast,
+        data=data,
+        dev=dev,
+        loss_fn=loss_fn,
+        grad_cache=grad_cache,
+        batches=batches,
+        total_steps=total_steps,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        identity=identity,
+        state=state,
+        logger=logger,
+    )

@@ -1,0 +1,1 @@
+"""Reliability tests: hostile inputs, damaged files and interrupted writes against the CLI."""
