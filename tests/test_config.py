@@ -60,3 +60,18 @@ def test_errors_name_the_dotted_key_that_set_takes():
 def test_a_single_value_is_a_list_of_one():
     cfg = load_config(TrainConfig, None, ["loss.matryoshka_dims=64"])
     assert cfg.loss.matryoshka_dims == (64,)
+
+
+def test_a_bad_value_names_the_file_it_came_from_and_not_an_override(tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("batch_size: 0\n", encoding="utf-8")
+    with pytest.raises(RagtuneError, match=r"^.*run\.yaml: train\.batch_size must be >= 1"):
+        load_config(TrainConfig, cfg, data="pairs.jsonl")
+    cfg.write_text("batch_size: 8\n", encoding="utf-8")
+    with pytest.raises(RagtuneError) as raised:
+        load_config(TrainConfig, cfg, ["loss.scale=0"], data="pairs.jsonl")
+    assert "run.yaml" not in str(raised.value)
+    assert "loss.scale" in str(raised.value)
+    cfg.write_bytes(b"model: caf\xe9\n")
+    with pytest.raises(RagtuneError, match=r"run\.yaml: not valid UTF-8 \(byte 10"):
+        load_config(TrainConfig, cfg)

@@ -16,6 +16,7 @@ import dataclasses
 import importlib
 import json
 import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -45,21 +46,42 @@ def load_config(
     valid ones, so a typo never silently does nothing.
     """
     data: dict[str, Any] = read_file(Path(path)) if path else {}
+    given: set[str] = set()  # dotted keys set by overrides or keyword values, not by the file
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep:
             raise RagtuneError(f"override {item!r} must look like key=value")
         _set_dotted(data, key.strip(), _parse_scalar(raw.strip()))
+        given.add(key.strip().replace("-", "_"))
     for key, value in values.items():
         if value is not None:
             _set_dotted(data, key, value)
-    return build(cls, data)
+            given.add(key)
+    try:
+        return build(cls, data)
+    except RagtuneError as exc:
+        if path and not _names_a_key(str(exc), given):
+            raise RagtuneError(f"{path}: {exc}") from None  # the file's value: say which file
+        raise
+
+
+def _names_a_key(message: str, keys: set[str]) -> bool:
+    """Whether an error message is about one of ``keys`` (``train.lr: ...``, ``['lr']``)."""
+    if "unknown keys [" in message:  # only the unknown ones count, not the list of valid keys
+        unknown = message.split("unknown keys [", 1)[1].split("]", 1)[0]
+        return any(f"'{key.split('.')[-1]}'" in unknown for key in keys)
+    return any(re.search(rf"(^|[ .]){re.escape(key)}([: ]|$)", message) for key in keys)
 
 
 def read_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise RagtuneError(f"config file {path} not found")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RagtuneError(
+            f"{path}: not valid UTF-8 (byte {exc.start}: {exc.reason}); save the config as UTF-8"
+        ) from None
     try:
         if path.suffix in (".yaml", ".yml"):
             import yaml

@@ -307,6 +307,9 @@ def is_leftover_of(path: Path, name: str) -> bool:
     return rest.startswith(_LEFTOVER) or rest.startswith(_LEGACY_LEFTOVERS)
 
 
+_WARNED: set[str] = set()  # leftovers already named in a warning by this process
+
+
 def clean_leftovers(target: Path) -> list[Path]:
     """Repair or remove what killed runs left beside ``target``; return the ones kept.
 
@@ -346,10 +349,12 @@ def clean_leftovers(target: Path) -> list[Path]:
             _remove(p)
         else:
             kept.append(p)
-    if kept:
+    unwarned = [p for p in kept if str(p) not in _WARNED]  # each check_output call sees them
+    if unwarned:
         from ragtune.progress import console
 
-        names = escape(", ".join(str(p) for p in kept))
+        _WARNED.update(str(p) for p in unwarned)
+        names = escape(", ".join(str(p) for p in unwarned))
         console.print(
             f"[yellow]warning:[/] left by an interrupted run and not removed (no ragtune marker "
             f"inside): {names}; delete it once you have checked it",

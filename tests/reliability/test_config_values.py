@@ -252,7 +252,7 @@ def test_train_refuses_a_bad_value_in_its_config_file(workdir, monkeypatch, caps
 
     code, err = run_cli(["train", "--config", "run.yaml"], monkeypatch, capsys)
 
-    assert (code, err) == (1, "error: train.batch_size must be >= 1, got 0\n")
+    assert (code, err) == (1, "error: run.yaml: train.batch_size must be >= 1, got 0\n")
     assert listing(workdir) == before
 
 

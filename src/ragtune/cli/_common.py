@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from rich.console import Console
 from rich.table import Table
 
+from ragtune.data.valid_text import text_problem
 from ragtune.errors import DataError, RagtuneError
 
 T = TypeVar("T")
@@ -21,8 +22,14 @@ out = Console()  # tables for people go to stdout; progress and logs go to stder
 def read_texts(source: str, field: str = "text") -> list[str]:
     """Texts from a file or stdin (``-``): plain lines, or JSONL objects with ``field``."""
     if source == "-":
-        lines = sys.stdin.read().splitlines()
         name = "<stdin>"
+        raw = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+        try:
+            lines = (raw.decode("utf-8") if isinstance(raw, bytes) else raw).splitlines()
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                f"not valid UTF-8 ({exc.reason} at byte {exc.start})", path=name
+            ) from None
     else:
         path = Path(source)
         if not path.is_file():
@@ -52,9 +59,18 @@ def read_texts(source: str, field: str = "text") -> list[str]:
                     field=field,
                     hint="choose the field with --field",
                 )
-            texts.append(obj[field])
+            text = obj[field]
         else:
-            texts.append(line)
+            text = line
+        if problem := text_problem(text):
+            raise DataError(
+                problem.message,
+                path=name,
+                line=number,
+                field=field if is_jsonl else None,
+                hint=problem.hint,
+            )
+        texts.append(text)
     return texts
 
 

@@ -44,6 +44,10 @@ def encode(
 
     if kind not in ("query", "document", "none"):
         raise RagtuneError(f"unknown --kind {kind!r}; choose query, document or none")
+    if batch_size < 1:
+        raise RagtuneError(f"--batch-size must be at least 1, got {batch_size}")
+    if layer is not None and layer < 1:
+        raise RagtuneError(f"--layer counts from 1 (the first layer), got {layer}")
     if out is not None:  # before the model loads
         check_output(out, "embeddings", overwrite=overwrite, is_file=True)
     texts = read_texts(source, field=field)

@@ -64,6 +64,8 @@ def eval_command(
 
     if not models and not bm25:
         raise RagtuneError("nothing to evaluate: pass --model (one or more) and/or --bm25")
+    if batch_size < 1:
+        raise RagtuneError(f"--batch-size must be at least 1, got {batch_size}")
     flag = "--cutoffs" if old_k is None else "--k"  # errors name the spelling that was typed
     cutoffs = renamed(cutoffs, old_k, "--cutoffs", "--k")
     k_values = _parse_cutoffs(DEFAULT_CUTOFFS if cutoffs is None else cutoffs, flag)

@@ -38,13 +38,20 @@ def search_command(
     as_json: bool = typer.Option(False, "--json", help="Hits as JSON (full text)."),
 ) -> None:
     """Search an index; prints ranked hits with file:line ranges and highlighted snippets."""
+    from ragtune.data.valid_text import text_problem
     from ragtune.search.analysis import term_spans
     from ragtune.search.searcher import search
 
+    if k < 1:
+        raise RagtuneError(f"-k must be at least 1, got {k}")
+    if lines < 0:
+        raise RagtuneError(f"--lines must be >= 0 (0: all), got {lines}")
     if query == "-":
         query = sys.stdin.read().strip()
     if not query.strip():
         raise RagtuneError("the query is empty")
+    if problem := text_problem(query):
+        raise RagtuneError(f"the query {problem.message.removeprefix('text ')}")
     hits = search(index_dir, query, k, hybrid=hybrid, model=model, device=device)
     if as_json:
         print_json({"query": query, "k": k, "hybrid": hybrid, "hits": [h.to_dict() for h in hits]})

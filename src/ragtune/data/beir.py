@@ -53,6 +53,12 @@ def load_beir(folder: str | os.PathLike[str], split: str = "test") -> EvalSet:
         _check_known(qrels_path, line, qid, queries, doc_id, corpus)
         docs = qrels.setdefault(qid, {})
         docs[doc_id] = max(score, docs.get(doc_id, score))  # a repeated judgement keeps the higher
+    if not any(score > 0 for docs in qrels.values() for score in docs.values()):
+        raise DataError(
+            f"no query has a relevant document (score > 0) in the {split} split: "
+            "nothing to evaluate or train on",
+            path=str(qrels_path),
+        )
     return EvalSet(queries=queries, corpus=corpus, qrels=qrels, name=f"{Path(folder).name}/{split}")
 
 

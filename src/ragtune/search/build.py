@@ -63,6 +63,16 @@ class IndexConfig:
             raise RagtuneError(f"overlap_lines must be >= 0, got {self.overlap_lines}")
         if self.max_tokens is not None and self.max_tokens < 8:
             raise RagtuneError(f"max_tokens must be at least 8, got {self.max_tokens}")
+        if self.min_tokens is not None and self.min_tokens < 0:
+            raise RagtuneError(f"min_tokens must be >= 0, got {self.min_tokens}")
+        if self.max_file_bytes < 1:
+            raise RagtuneError(
+                f"max_file_bytes (--max-file-bytes) must be at least 1, got {self.max_file_bytes}"
+            )
+        if self.batch_size < 1:
+            raise RagtuneError(
+                f"batch_size (--batch-size) must be at least 1, got {self.batch_size}"
+            )
 
     def settings(self) -> dict[str, Any]:
         """What decides the chunks and their vectors: a change means embedding everything."""

@@ -95,11 +95,13 @@ def build_training_set(
     query_prompt: str = "",
     document_prompt: str = "",
     num_negatives: int | None = None,
+    notes: list[str] | None = None,
 ) -> TrainingSet:
     """Turn examples into id rows, tokenizing each distinct text once.
 
     ``num_negatives`` fixes how many negatives every row uses (a batch needs a fixed number);
-    None means the smallest count present in the data, so nothing is padded with fake negatives.
+    None means the smallest count present in the data, so nothing is padded with fake negatives
+    (and the rows that lose negatives are counted in a note, printed or appended to ``notes``).
     """
     if not examples:
         raise RagtuneError("no training examples")
@@ -125,11 +127,15 @@ def build_training_set(
         if num_negatives is None and n_neg < max(counts):
             # Said, never silent: the rows with more negatives lose the extra ones.
             cut = sum(c > n_neg for c in counts)
-            console.print(
+            note = (
                 f"[yellow]{cut} of {len(examples)} examples have more than {n_neg} negatives; "
                 f"every row uses {n_neg} (the smallest count: a batch needs one shape). "
                 "Set num_negatives to choose, after mining or filtering the short rows."
             )
+            if notes is None:
+                console.print(note)
+            else:
+                notes.append(note)  # the caller prints it after its own checks
         if n_neg > min(counts):
             short = sum(c < n_neg for c in counts)
             raise RagtuneError(

@@ -23,8 +23,12 @@ MIN_DEV_QUERIES = 20
 MAX_DEV_QUERIES = 500
 
 
-def load_run_data(cfg: Any) -> tuple[list[Any], EvalSet | None]:
-    """Examples to train on and the dev EvalSet (from ``eval_data`` or carved out)."""
+def load_run_data(cfg: Any, notes: list[str] | None = None) -> tuple[list[Any], EvalSet | None]:
+    """Examples to train on and the dev EvalSet (from ``eval_data`` or carved out).
+
+    With ``notes`` what the dev set came to is appended there (for the caller to print after its
+    own checks) instead of printed at once.
+    """
     columns = ColumnMap(
         query=cfg.query_column,
         positive=cfg.positive_column,
@@ -40,11 +44,14 @@ def load_run_data(cfg: Any) -> tuple[list[Any], EvalSet | None]:
     examples = list(loaded.records)
     if cfg.eval_data:
         return examples, load_beir(cfg.eval_data, cfg.eval_split)
-    return carve_dev_set(examples, cfg.dev_fraction, cfg.seed)
+    return carve_dev_set(examples, cfg.dev_fraction, cfg.seed, notes)
 
 
 def carve_dev_set(
-    examples: Sequence[Example | LabelledPair], fraction: float, seed: int
+    examples: Sequence[Example | LabelledPair],
+    fraction: float,
+    seed: int,
+    notes: list[str] | None = None,
 ) -> tuple[list[Any], EvalSet | None]:
     """Hold out a share of the queries (with all their examples) as a retrieval dev set.
 
@@ -61,9 +68,10 @@ def carve_dev_set(
     n_dev = min(MAX_DEV_QUERIES, int(len(queries) * fraction))
     if fraction <= 0 or n_dev < MIN_DEV_QUERIES:
         if fraction > 0:
-            console.print(
+            _note(
                 f"[yellow]only {len(queries)} distinct queries: too few to hold out a "
-                "dev set; the model is not compared with the base model during training"
+                "dev set; the model is not compared with the base model during training",
+                notes,
             )
         return list(examples), None
     rng = random.Random(seed)
@@ -83,11 +91,19 @@ def carve_dev_set(
             qrels.setdefault(query_ids[e.query], {})[doc_ids[text]] = 1
     train = [e for e in examples if e.query not in dev_queries]
     dev = EvalSet({qid: q for q, qid in query_ids.items()}, corpus, qrels, name="held-out dev")
-    console.print(
+    _note(
         f"held out {len(dev.queries)} of {len(queries)} queries as the dev set "
-        f"({len(train)} training examples remain; dev corpus {len(corpus)} documents)"
+        f"({len(train)} training examples remain; dev corpus {len(corpus)} documents)",
+        notes,
     )
     return train, dev
+
+
+def _note(text: str, notes: list[str] | None) -> None:
+    if notes is None:
+        console.print(text)
+    else:
+        notes.append(text)
 
 
 def data_fingerprint(examples: Sequence[Any]) -> str:

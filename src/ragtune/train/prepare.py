@@ -88,8 +88,9 @@ def prepare(
         model = torch.nn.parallel.DistributedDataParallel(encoder, static_graph=True)
 
     # ---- data, tokenized once for the whole run, and the loss it feeds
+    notes: list[str] = []  # printed after the resume checks, so a refusal is the only line
     if examples is None:
-        examples, loaded_dev = load_run_data(cfg)
+        examples, loaded_dev = load_run_data(cfg, notes)
         dev = dev or loaded_dev
     spec = encoder.config
     data = build_training_set(
@@ -99,6 +100,7 @@ def prepare(
         spec.query_prompt,
         spec.document_prompt,
         cfg.num_negatives,
+        notes,
     )
     loss_fn = build_from_config(cfg.loss)
     check_loss_matches_data(loss_fn, data.labelled)
@@ -141,6 +143,13 @@ def prepare(
         state, forced = resume(
             ckpt_dir, identity, cfg.resume_force, encoder, optimizer, scheduler, rank == 0
         )
+    elif cfg.resume:
+        notes.insert(
+            0, f"--resume: no checkpoint in {ckpt_dir}; training starts from the beginning"
+        )
+    if rank == 0:
+        for note in notes:
+            console.print(note, soft_wrap=True)
     logger = RunLogger(out / "run", enabled=rank == 0, tensorboard=cfg.tensorboard)
     if rank == 0 and (state.step == 0 or forced):  # the run files describe the run that trains
         write_run_files(out / "run", cfg, examples, encoder, data, precision_name(autocast))
