@@ -33,16 +33,14 @@ sys.path.insert(0, str(REPO))  # the corpus lives in the tests package
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from tests.reliability.corpus import (  # noqa: E402
-    CASES,
+from tests.reliability.corpus import CASES, HTTP_CASES, build_fixtures  # noqa: E402
+from tests.reliability.harness import (  # noqa: E402
     GRADES,
-    HTTP_CASES,
     Case,
     Fixtures,
     Outcome,
     Step,
     Verdict,
-    build_fixtures,
     expand,
     run_case,
     run_http_case,

@@ -412,6 +412,29 @@ def _remove(path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------- files
+def read_json_file(path: Path, expected: type, damaged: str) -> Any:
+    """Parse the JSON file ``path`` of an artefact, which must hold an ``expected`` (dict/list).
+
+    Empty, non-UTF-8, malformed or wrongly shaped content is one RagtuneError naming the file,
+    what is wrong and ``damaged`` (what the user can do about it); the caller checks existence.
+    """
+    data = path.read_bytes()
+    if not data.strip():
+        raise RagtuneError(f"{path}: the file is empty (0 bytes or blank); {damaged}")
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise RagtuneError(f"{path}: not UTF-8 text (corrupted); {damaged}") from None
+    except json.JSONDecodeError as exc:
+        raise RagtuneError(
+            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); {damaged}"
+        ) from None
+    if not isinstance(value, expected):
+        name = "a JSON list" if expected is list else "a JSON object"
+        raise RagtuneError(f"{path}: expected {name}, got {type(value).__name__}")
+    return value
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
     path = Path(path)

@@ -15,16 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.corpus import (
-    CASES,
-    HTTP_CASES,
+from tests.reliability.corpus import CASES, HTTP_CASES, build_fixtures
+from tests.reliability.harness import (
     Case,
     Fixtures,
     HttpCase,
     Outcome,
     Runner,
     Step,
-    build_fixtures,
     expand,
     grade_files,
     grade_step,

@@ -94,7 +94,7 @@ def test_a_folder_without_the_manifest_written_last(index):
 def test_an_empty_manifest(index):
     (index / "manifest.json").write_bytes(b"")
     assert refused(index) == (
-        f"{index / 'manifest.json'}: the file is empty (an unfinished write?); {REBUILD}"
+        f"{index / 'manifest.json'}: the file is empty (0 bytes or blank); {REBUILD}"
     )
 
 

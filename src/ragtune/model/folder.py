@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.errors import RagtuneError
-from ragtune.io import MARKER, read_marker
+from ragtune.io import MARKER, read_json_file, read_marker
 
 RAGTUNE_FILE = "ragtune.json"
 ONNX_FILE = "model.onnx"
@@ -109,22 +109,7 @@ def _json(path: Path, expected: type, *, required: bool = False) -> Any:
         if required:
             raise RagtuneError(f"{path}: missing (the model folder is incomplete)")
         return expected()
-    data = path.read_bytes()
-    if not data.strip():
-        raise RagtuneError(f"{path}: the file is empty (0 bytes or blank); the model is damaged")
-    try:
-        value = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise RagtuneError(f"{path}: not UTF-8 text (corrupted); the model is damaged") from None
-    except json.JSONDecodeError as exc:
-        raise RagtuneError(
-            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-            "the model is damaged"
-        ) from None
-    if not isinstance(value, expected):
-        name = "a list" if expected is list else "an object"
-        raise RagtuneError(f"{path}: expected {name}, got {type(value).__name__}")
-    return value
+    return read_json_file(path, expected, "the model is damaged")
 
 
 def check_safetensors(path: Path) -> None:

@@ -37,20 +37,8 @@ def load_model(
     Keyword arguments override what the folder says about itself, as in :meth:`Encoder.load`;
     an ONNX graph refuses other pooling, normalisation or layer than it was exported with.
     """
-    if is_onnx_folder(name_or_path):
-        return OnnxEncoder.load(
-            name_or_path,
-            pooling=pooling,
-            normalize=normalize,
-            layer=layer,
-            max_seq_length=max_seq_length,
-            query_prompt=query_prompt,
-            document_prompt=document_prompt,
-            device=device,
-            trust_remote_code=trust_remote_code,
-            revision=revision,
-        )
-    return Encoder.load(
+    load = OnnxEncoder.load if is_onnx_folder(name_or_path) else Encoder.load
+    return load(
         name_or_path,
         pooling=pooling,
         normalize=normalize,

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.errors import RagtuneError
+from ragtune.io import read_json_file
 from ragtune.search.topk import INDEX_KINDS
 
 FORMAT = "ragtune-index/1"
@@ -63,19 +64,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
             f"{folder}: not a ragtune index (no {MANIFEST}, which is written last: an index "
             "whose build was interrupted has none); build one with `ragtune index DIR --out INDEX`"
         )
-    data = path.read_bytes()
-    if not data.strip():
-        raise RagtuneError(f"{path}: the file is empty (an unfinished write?); {REBUILD}")
-    try:
-        manifest = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise RagtuneError(f"{path}: not UTF-8 text (corrupted); {REBUILD}") from None
-    except json.JSONDecodeError as exc:
-        raise RagtuneError(
-            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); {REBUILD}"
-        ) from None
-    if not isinstance(manifest, dict):
-        raise RagtuneError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
+    manifest: dict[str, Any] = read_json_file(path, dict, REBUILD)
     return manifest
 
 
