@@ -132,6 +132,20 @@ def test_a_failed_update_leaves_the_old_index_intact(tmp_path, encoder, monkeypa
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp dirs
 
 
+def test_a_damaged_index_of_ours_is_rebuilt_from_scratch(tmp_path, encoder):
+    root = make_sample_folder(tmp_path / "repo")
+    out = tmp_path / "idx"
+    first = build_index(root, encoder, out)
+    faiss_file = next(out.rglob("*.faiss"))
+    faiss_file.write_bytes(faiss_file.read_bytes()[:100])  # truncated by a crash or a full disk
+    with pytest.raises(RagtuneError):
+        IndexStore.open(out)
+    again = build_index(root, encoder, out)
+    assert again.full_rebuild_reason.startswith("the old index failed verification: ")
+    assert again.chunks_embedded == again.chunks_total == first.chunks_total
+    IndexStore.open(out).close()  # whole again
+
+
 def test_index_inside_the_folder_is_not_indexed(tmp_path, encoder):
     root = make_sample_folder(tmp_path / "repo")
     build_index(root, encoder, root / ".idx")

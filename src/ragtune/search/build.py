@@ -153,10 +153,15 @@ def build_index(
 
     fingerprint = encoder.fingerprint()
     ours = (out / MANIFEST).is_file() and artefact_kind(out) == "index"
-    old = IndexStore.open(out) if ours else None
+    old, damaged = None, ""
+    if ours:
+        try:
+            old = IndexStore.open(out)
+        except RagtuneError as exc:  # our own index, damaged: build it again from scratch
+            damaged = f"the old index failed verification: {exc}"
     try:
         old_files = old.files() if old is not None else {}
-        report.full_rebuild_reason = _rebuild_reason(old, fingerprint, config) if old else ""
+        report.full_rebuild_reason = _rebuild_reason(old, fingerprint, config) if old else damaged
         reusable = old is not None and not report.full_rebuild_reason
 
         chunker = FileChunker(encoder, config)
