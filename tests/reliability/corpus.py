@@ -1505,7 +1505,11 @@ HTTP_CASES: list[HttpCase] = [
         ("input",),
     ),
     HttpCase(
-        "embeddings-input-numbers", "/v1/embeddings", _j({"input": [1, 2]}), (422,), ("input",)
+        "embeddings-input-negative-token",
+        "/v1/embeddings",
+        _j({"input": [-1, 2]}),
+        (422,),
+        ("input",),
     ),
     HttpCase(
         "embeddings-input-empty-list", "/v1/embeddings", _j({"input": []}), (400, 422), ("input",)

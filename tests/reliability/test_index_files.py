@@ -292,7 +292,15 @@ def test_serve_refuses_a_port_in_use(index, monkeypatch, capsys):
 def test_serve_refuses_an_address_of_another_machine_and_a_bad_log_level(
     index, monkeypatch, capsys
 ):
-    code, out, err = run_cli(["serve", str(index), "--host", "192.0.2.1"], monkeypatch, capsys)
+    argv = [
+        "serve",
+        str(index),
+        "--host",
+        "192.0.2.1",
+        "--api-key",
+        "secret",
+    ]  # key: beyond loopback
+    code, out, err = run_cli(argv, monkeypatch, capsys)
     assert (code, out) == (1, "")  # 192.0.2.0/24 is reserved for documentation: never local
     assert err == (
         "error: cannot listen on 192.0.2.1:8000 (Cannot assign requested address); 192.0.2.1 "

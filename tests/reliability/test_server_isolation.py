@@ -118,10 +118,11 @@ def test_a_valid_pair_of_surrogate_escapes_is_ordinary_text(server_url, encoder)
         ("/search", {"query": "\udc00" * 2001}, 413,
          "query is 2001 characters; the limit is 2000", "query"),
         ("/v1/embeddings", {"input": [True]}, 422,
-         "input must be a string or a list of strings", "input"),
+         "input must be a string or a list of strings, or a token array (a list of integers) "
+         "or a list of token arrays", "input"),
         ("/v1/embeddings", {"input": ["a", 3]}, 422,
-         "token arrays are not supported: send input as a string or a list of strings (this "
-         "server tokenizes with its own model's tokenizer)", "input"),
+         "input must be a string or a list of strings, or a token array (a list of integers) "
+         "or a list of token arrays", "input"),
         ("/v1/embeddings", {"input": ["\udc00"] * 9}, 413,
          "input has 9 texts; the limit is 8 per request", "input"),
         ("/v1/embeddings", {"input": ["ok", "y" * 2001]}, 413,

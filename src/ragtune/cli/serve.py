@@ -19,9 +19,13 @@ def register(app: typer.Typer) -> None:
             "-H 'content-type: application/json'\n\n"
             "  OpenAI(base_url='http://127.0.0.1:8000/v1', api_key='unused')"
             ".embeddings.create(model='m', input=['text'])\n\n"
+            "  RAGTUNE_API_KEY=s3cret ragtune serve my-repo.idx --host 0.0.0.0   "
+            "# clients send 'Authorization: Bearer s3cret'\n\n"
+            "  curl -s localhost:8000/metrics     # Prometheus text format\n\n"
             # "\\[": Rich would read [serve] as a style tag and drop it from the help.
             "Needs the serve extra: pip install 'ragtune\\[serve]'. Binds to 127.0.0.1 unless "
-            "--host says otherwise; there is no authentication."
+            "--host says otherwise; any other address needs --api-key, which every endpoint "
+            "but /health then requires."
         ),
     )(serve_command)
 
@@ -38,7 +42,16 @@ def serve_command(
     max_inputs: int = typer.Option(256, help="Texts per /v1/embeddings request (more: 413)."),
     max_text_chars: int = typer.Option(32_000, help="Characters per text or query (more: 413)."),
     max_k: int = typer.Option(100, help="Largest k a /search request may ask for."),
-    log_level: str = typer.Option("info", help="uvicorn log level: debug, info, warning, error."),
+    log_level: str = typer.Option(
+        "info", help="Log level: debug, info (one JSON line per request), warning, error."
+    ),
+    api_key: str | None = typer.Option(
+        None,
+        envvar="RAGTUNE_API_KEY",
+        show_default=False,
+        help="Require 'Authorization: Bearer KEY' on every endpoint but /health "
+        "(needed to bind beyond loopback).",
+    ),
 ) -> None:
     """Serve an index: POST /search, POST /v1/embeddings, GET /health and a search page at /."""
     from ragtune.serve.limits import ServeLimits, require_serve_extra
@@ -60,6 +73,7 @@ def serve_command(
         device=device,
         limits=limits,
         log_level=log_level,
+        api_key=api_key,
         on_ready=lambda url: console.print(
             f"serving {index_dir} on {url}/ (Ctrl-C to stop)", soft_wrap=True, markup=False
         ),

@@ -7,9 +7,11 @@ Endpoints::
                          "chunks", "files", "index_kind", "limits"} (503 when a check fails)
     POST /search         {"query", "k"=10, "hybrid"=false} -> {"hits": [{"rank", "path",
                          "start_line", "end_line", "score", "text"}], ...}
-    POST /v1/embeddings  the OpenAI embeddings API: {"input": str | [str], "model",
-                         "encoding_format": "float" | "base64", "dimensions"} (+ "input_type":
-                         "query" | "document" | "none", default "none": no prompt)
+    POST /v1/embeddings  the OpenAI embeddings API (:mod:`ragtune.serve.openai_api`): {"input":
+                         str | [str] | [int] | [[int]], "model", "encoding_format": "float" |
+                         "base64", "dimensions", "user"} (+ "input_type": "query" | "document" |
+                         "none", default "none": no prompt; "truncate": true | false;
+                         "token_encoding": "cl100k_base" | "o200k_base")
     GET  /v1/models      the one model served, as the OpenAI API lists models
 
 Every error is JSON in the OpenAI shape ``{"error": {"message", "type", "param", "code"}}``:
@@ -30,16 +32,14 @@ Needs the ``serve`` extra (FastAPI, uvicorn): ``pip install 'ragtune[serve]'``.
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -49,6 +49,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ragtune.errors import RagtuneError
 from ragtune.search.searcher import Searcher
+from ragtune.serve.auth import install_auth
 from ragtune.serve.batcher import EncodeBatcher, Encoded, InputRejected
 from ragtune.serve.limits import (
     ApiError,
@@ -58,6 +59,15 @@ from ragtune.serve.limits import (
     describe_validation,
     error_body,
     unencodable,
+)
+from ragtune.serve.metrics import install_metrics
+from ragtune.serve.openai_api import (
+    TOKEN_ENCODINGS,
+    EmbeddingsRequest,
+    LengthCheck,
+    TokenEncoding,
+    embeddings_response,
+    input_texts,
 )
 
 PAGE_CSP = (
@@ -74,17 +84,6 @@ class SearchRequest(BaseModel):
     hybrid: bool = False
 
 
-class EmbeddingsRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # OpenAI clients may send fields we do not use
-
-    input: str | list[Any]
-    model: str | None = None
-    encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(None, ge=1)
-    user: str | None = None
-    input_type: Literal["query", "document", "none"] = "none"
-
-
 @dataclass(frozen=True)
 class ServedModel:
     name: str
@@ -95,10 +94,25 @@ class ServedModel:
 
 
 def create_app(
-    searcher: Searcher, *, limits: ServeLimits | None = None, model_name: str | None = None
+    searcher: Searcher,
+    *,
+    limits: ServeLimits | None = None,
+    model_name: str | None = None,
+    token_encoding: TokenEncoding = "cl100k_base",
+    api_key: str | None = None,
 ) -> FastAPI:
     """The FastAPI app over an open :class:`Searcher` (the app starts and stops its encoder
-    thread with its lifespan; it does not close the searcher)."""
+    thread with its lifespan; it does not close the searcher).
+
+    ``token_encoding`` decodes ``/v1/embeddings`` token arrays of requests that do not name one.
+    ``api_key``: required as ``Authorization: Bearer KEY`` on every endpoint but ``/health``
+    (:mod:`ragtune.serve.auth`); ``None`` leaves the app open. ``GET /metrics`` is Prometheus'
+    (:mod:`ragtune.serve.metrics`).
+    """
+    if token_encoding not in TOKEN_ENCODINGS:
+        raise RagtuneError(
+            f"unknown token encoding {token_encoding!r}; choose one of {', '.join(TOKEN_ENCODINGS)}"
+        )
     limits = limits or ServeLimits()
     encoder = searcher.encoder
     batcher = EncodeBatcher(encoder, max_batch_texts=limits.max_batch_texts)
@@ -115,6 +129,7 @@ def create_app(
         "document": encoder.config.document_prompt,
         "none": "",
     }
+    length_check = LengthCheck(encoder.tokenizer, encoder.config.max_seq_length)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -129,7 +144,9 @@ def create_app(
     )
     app.state.batcher = batcher
     app.add_middleware(UnexpectedErrorMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes)  # outermost
+    app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes)
+    install_auth(app, api_key)  # outside the body limit: no key, no body read
+    install_metrics(app, batcher)  # outermost: counts and logs every answer, 401s included
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -212,32 +229,35 @@ def create_app(
 
     @app.post("/v1/embeddings")
     async def embeddings(body: EmbeddingsRequest) -> dict[str, Any]:
-        texts = _input_texts(body.input, limits)
+        # off the event loop: decoding 300k token ids takes a while
+        encoding = body.token_encoding or token_encoding
+        texts = await run_in_threadpool(input_texts, body.input, limits, encoding)
         if body.dimensions is not None and body.dimensions > served.dim:
             raise ApiError(
                 422,
                 f"dimensions {body.dimensions} is larger than the model's {served.dim}",
                 param="dimensions",
             )
-        encoded = await encode(texts, prompts[body.input_type], "input")
-        vectors = encoded.vectors  # (N, D)
-        if body.dimensions is not None and body.dimensions < served.dim:
-            # Matryoshka: keep the leading dimensions and scale back to unit length
-            vectors = vectors[:, : body.dimensions]  # (N, d)
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)  # (N, 1)
-            vectors = vectors / np.maximum(norms, 1e-12)
-        fmt = body.encoding_format
-        data = [
-            {"object": "embedding", "index": i, "embedding": _encode_vector(v, fmt)}
-            for i, v in enumerate(vectors)
-        ]
-        used = sum(encoded.tokens)
-        return {
-            "object": "list",
-            "data": data,
-            "model": served.name,
-            "usage": {"prompt_tokens": used, "total_tokens": used},
-        }
+        prompt = prompts[body.input_type]
+        if not body.truncate:
+            too_long = await run_in_threadpool(length_check.too_long, texts, prompt)
+            if too_long is not None:
+                i, n = too_long
+                raise ApiError(
+                    413,
+                    f"input[{i}] is {n} tokens for this model, which reads at most "
+                    f"{length_check.max_seq_length}; shorten it or send truncate: true",
+                    param=f"input[{i}]",
+                )
+        encoded = await encode(texts, prompt, "input")
+        return embeddings_response(
+            encoded.vectors,
+            encoded.tokens,
+            model=served.name,
+            encoding_format=body.encoding_format,
+            dimensions=body.dimensions,
+            normalized=encoder.config.normalize,
+        )
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
@@ -247,45 +267,6 @@ def create_app(
         }
 
     return app
-
-
-def _input_texts(value: str | list[Any], limits: ServeLimits) -> list[str]:
-    """The texts of an embeddings request, or a clear 413/422 error."""
-    texts = [value] if isinstance(value, str) else value
-    if not texts:
-        raise ApiError(422, "input must not be an empty list", param="input")
-    if any(isinstance(t, int | list) and not isinstance(t, bool) for t in texts):
-        raise ApiError(
-            422,
-            "token arrays are not supported: send input as a string or a list of strings "
-            "(this server tokenizes with its own model's tokenizer)",
-            param="input",
-        )
-    if not all(isinstance(t, str) for t in texts):
-        raise ApiError(422, "input must be a string or a list of strings", param="input")
-    if len(texts) > limits.max_inputs:
-        raise ApiError(
-            413,
-            f"input has {len(texts)} texts; the limit is {limits.max_inputs} per request",
-            param="input",
-        )
-    longest = max(len(t) for t in texts)
-    if longest > limits.max_text_chars:
-        raise ApiError(
-            413,
-            f"an input text is {longest} characters; the limit is {limits.max_text_chars}",
-            param="input",
-        )
-    for i, text in enumerate(texts):
-        if problem := unencodable(text):
-            raise ApiError(422, f"input[{i}] {problem}", param=f"input[{i}]")
-    return texts
-
-
-def _encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str:
-    if encoding_format == "base64":  # little-endian float32 bytes, as the OpenAI API sends them
-        return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
-    return [float(x) for x in vector]
 
 
 def _display_name(ref: str) -> str:

@@ -1,9 +1,10 @@
 """Run the app: ``serve`` in the foreground (``ragtune serve``) or on a background thread.
 
-:func:`serve` checks everything it can before the model loads: the port (0 means any free port;
-the URL it announces has the port chosen), that the address can be bound (a port in use is one
-line, not a traceback after the model loaded), then the index (:meth:`IndexStore.open` verifies
-it) and only then the model.
+:func:`serve` checks everything it can before the model loads: that an address other than
+loopback comes with an API key (:func:`ragtune.serve.auth.check_exposure`), the port (0 means
+any free port; the URL it announces has the port chosen), that the address can be bound (a port
+in use is one line, not a traceback after the model loaded), then the index
+(:meth:`IndexStore.open` verifies it) and only then the model.
 
 Needs the ``serve`` extra (FastAPI, uvicorn): ``pip install 'ragtune[serve]'``.
 """
@@ -11,6 +12,7 @@ Needs the ``serve`` extra (FastAPI, uvicorn): ``pip install 'ragtune[serve]'``.
 from __future__ import annotations
 
 import errno
+import logging
 import socket
 import threading
 import time
@@ -23,7 +25,9 @@ from fastapi import FastAPI
 from ragtune.errors import RagtuneError
 from ragtune.search.searcher import Searcher
 from ragtune.serve.app import create_app
+from ragtune.serve.auth import check_exposure
 from ragtune.serve.limits import ServeLimits
+from ragtune.serve.metrics import access_log
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's names
 
@@ -69,12 +73,17 @@ def serve(
     device: str | None = None,
     limits: ServeLimits | None = None,
     log_level: str = "info",
+    api_key: str | None = None,
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Verify the index, load its model and serve the API until interrupted.
 
     Args:
         port: 1-65535, or 0 for any free port.
+        api_key: required as ``Authorization: Bearer KEY`` on every endpoint but ``/health``;
+            a ``host`` other than loopback is refused without one.
+        log_level: at ``info`` and below each request is one JSON line on stderr (the
+            ``ragtune.serve.access`` logger) in place of uvicorn's access log.
         on_ready: called with the base URL once the index and model are loaded, just before
             the server accepts requests (the CLI prints it).
     """
@@ -82,12 +91,15 @@ def serve(
 
     if log_level not in LOG_LEVELS:
         raise RagtuneError(f"unknown log level {log_level!r}; valid: {', '.join(LOG_LEVELS)}")
+    check_exposure(host, api_key)
     sock = bind(host, port)
     try:
         searcher = Searcher.open(index_dir, model=model, device=device)
         try:
-            app = create_app(searcher, limits=limits)
-            server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on"))
+            app = create_app(searcher, limits=limits, api_key=api_key)
+            config = uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False)
+            server = uvicorn.Server(config)
+            _print_access_log(log_level)
             sock.listen(2048)  # from here a client is queued, not refused, until uvicorn runs
             if on_ready is not None:
                 on_ready(base_url(host, sock.getsockname()[1]))
@@ -96,6 +108,19 @@ def serve(
             searcher.close()
     finally:
         sock.close()
+
+
+def _print_access_log(log_level: str) -> None:
+    """Send the access log's JSON lines to stderr when ``log_level`` shows info messages."""
+    if LOG_LEVELS.index(log_level) < LOG_LEVELS.index("info"):
+        return
+    if not any(getattr(h, "ragtune_access", False) for h in access_log.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.ragtune_access = True  # type: ignore[attr-defined]
+        access_log.addHandler(handler)
+    access_log.setLevel(logging.INFO)
+    access_log.propagate = False  # printed once, not again by a root handler
 
 
 def bind(host: str, port: int) -> socket.socket:
