@@ -126,6 +126,32 @@ def test_carried_entries_move_into_the_new_folder(tmp_path):
     assert "run/log.jsonl" not in read_marker(tmp_path / "out")["files"]  # type: ignore[index]
 
 
+def test_a_failed_exchange_gives_the_carried_run_back(tmp_path, monkeypatch):
+    with atomic_dir(tmp_path / "out", "model") as tmp:
+        (tmp / "weights").write_text("old")
+    (tmp_path / "out" / "run").mkdir()
+    (tmp_path / "out" / "run" / "log.jsonl").write_text("{}\n")
+
+    def interrupted(new: Path, target: Path) -> None:
+        raise KeyboardInterrupt  # Ctrl-C between the carry and the exchange
+
+    monkeypatch.setattr(rio, "replace_path", interrupted)
+    with pytest.raises(KeyboardInterrupt), atomic_dir(tmp_path / "out", "model", carry=("run",)):
+        pass
+    assert (tmp_path / "out" / "run" / "log.jsonl").read_text() == "{}\n"
+    assert (tmp_path / "out" / "weights").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_an_artefact_holding_a_file_of_the_users_is_not_replaced(tmp_path):
+    write_index_like(tmp_path / "idx", "v1")
+    (tmp_path / "idx" / "my-notes.txt").write_text("mine\n")
+    with pytest.raises(RagtuneError, match=r"also holds files ragtune did not write \(my-notes"):
+        write_index_like(tmp_path / "idx", "v2")
+    assert (tmp_path / "idx" / "my-notes.txt").read_text() == "mine\n"
+    assert (tmp_path / "idx" / "data.txt").read_text() == "v1"
+
+
 def test_files_get_the_users_umask(tmp_path):
     old = os.umask(0o027)
     try:

@@ -219,6 +219,7 @@ def atomic_dir(
     target.parent.mkdir(parents=True, exist_ok=True)
     clean_leftovers(target)
     tmp = Path(tempfile.mkdtemp(prefix=_leftover_prefix(target, "tmp"), dir=target.parent))
+    moved: list[str] = []
     try:
         yield tmp
         written = read_marker(tmp)
@@ -231,9 +232,13 @@ def atomic_dir(
         for name in carry:
             if (target / name).exists():
                 os.rename(target / name, tmp / name)
+                moved.append(name)
                 crash_point("replace:carried")
         replace_path(tmp, target)
     except BaseException:
+        for name in moved:  # the carried entries are the user's run: give them back first
+            if (tmp / name).exists() and target.is_dir() and not (target / name).exists():
+                os.rename(tmp / name, target / name)
         _remove(tmp)
         raise
 
@@ -401,6 +406,34 @@ def _check_replaceable(target: Path, kind: str, overwrite: bool) -> None:
         return
     if artefact_kind(target) != kind:
         raise RagtuneError(_refusal(target, kind))
+    if extra := sorted(_foreign_entries(target, kind)):
+        shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+        raise RagtuneError(
+            f"{target} is a ragtune {kind} but also holds files ragtune did not write ({shown}); "
+            "it was left unchanged: move them out, choose another path, or pass --overwrite"
+        )
+
+
+REPORT_FILES = frozenset({"report.json", "report.md", "metrics.png", "per_query.jsonl"})
+
+
+def _foreign_entries(folder: Path, kind: str) -> set[str]:
+    """Top-level files of an artefact folder that its marker does not list (the user's own
+    files put beside ours); a folder from before markers is checked only when it is a report."""
+    marker = read_marker(folder)
+    if marker is not None and isinstance(marker.get("files"), dict):
+        ours = {name.split("/", 1)[0] for name in marker["files"]}
+        ours |= {str(name) for name in marker.get("carry", [])} | {MARKER}
+    elif kind == "report":
+        ours = set(REPORT_FILES)
+    else:
+        return set()
+    # Files only: an artefact's folders (a run/, 2_Normalize/ of a model) are its own structure.
+    return {
+        p.name
+        for p in folder.iterdir()
+        if p.is_file() and p.name not in ours and not is_leftover_of(p, folder.name)
+    }
 
 
 def _remove(path: Path) -> None:

@@ -64,6 +64,7 @@ def test_a_complete_folder_loads_and_matches(saved, tiny_encoder):
 
 def test_a_ragtune_folder_without_its_marker_is_refused(saved):
     (saved / MARKER).unlink()
+    (saved / "modules.json").unlink()  # what an interrupted publish of an earlier version left
     assert load_error(saved) == (
         f"{saved}: incomplete model folder: it has ragtune.json but no {MARKER}, which ragtune "
         "writes last (the write was interrupted, or the folder was copied in part); save or "
@@ -71,9 +72,36 @@ def test_a_ragtune_folder_without_its_marker_is_refused(saved):
     )
 
 
+def test_a_folder_of_an_earlier_version_still_loads(saved, tiny_encoder):
+    (saved / MARKER).unlink()  # earlier versions wrote no marker, and modules.json last
+    again = Encoder.load(saved)
+    assert np.abs(again.encode(["a text"]) - tiny_encoder.encode(["a text"])).max() < 1e-6
+
+
+def test_edited_prompts_and_model_card_do_not_make_a_model_unloadable(saved, tiny_encoder):
+    config = saved / "config_sentence_transformers.json"
+    data = json.loads(config.read_text())
+    data["prompts"] = {"query": "query: ", "document": "passage: "}
+    config.write_text(json.dumps(data, indent=4))
+    (saved / "README.md").write_text("# my model\n\nnotes of my own\n")
+    again = Encoder.load(saved)  # ragtune.json still decides the prompts: none here
+    assert np.abs(again.encode(["a text"]) - tiny_encoder.encode(["a text"])).max() < 1e-6
+
+
 @pytest.mark.parametrize(
-    "name", ["model.safetensors", "config.json", "modules.json", "ragtune.json", "tokenizer.json"]
+    ("name", "problem"),
+    [
+        ("config.json", "the file is empty (0 bytes or blank); the model is damaged"),
+        ("modules.json", "the file is empty (0 bytes or blank); the model is damaged"),
+        ("ragtune.json", "the file is empty (0 bytes or blank); the model is damaged"),
+    ],
 )
+def test_an_emptied_config_is_named(saved, name, problem):
+    (saved / name).write_bytes(b"")
+    assert load_error(saved) == f"{saved / name}: {problem}"
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "tokenizer.json"])
 def test_an_emptied_file_is_named_with_its_sizes(saved, name):
     size = (saved / name).stat().st_size
     (saved / name).write_bytes(b"")

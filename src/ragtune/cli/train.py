@@ -84,7 +84,7 @@ def train(
         )
     from ragtune.io import claim_output
 
-    sources = [s for s in (cfg.data, cfg.eval_data) if s and not s.startswith("hf:")]
+    sources = cfg.local_sources()
     claim_output(cfg.output, "model", overwrite=overwrite, sources=sources)  # before the model
     from ragtune.model.cpu import cpu_memory_policy
     from ragtune.model.encoder import default_device

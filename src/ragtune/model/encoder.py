@@ -29,7 +29,12 @@ from torch import nn
 from ragtune.errors import RagtuneError
 from ragtune.io import atomic_dir
 from ragtune.model.batches import length_sorted_batches
-from ragtune.model.cpu.fast_paths import CpuFastPaths, FusedForward, enable_cpu_fast_paths
+from ragtune.model.cpu.fast_paths import (
+    NOT_ASKED,
+    CpuFastPaths,
+    FusedForward,
+    enable_cpu_fast_paths,
+)
 from ragtune.model.folder import check_model_folder
 from ragtune.model.onnx import is_onnx_folder
 from ragtune.model.pooling import pool
@@ -269,7 +274,9 @@ class Encoder(nn.Module):
         """The fused fp32 CPU path; the CPU paths are switched on here on the first CPU call."""
         if self.device.type != "cpu":
             return None
-        if self.cpu_fast_paths is None:  # kept once made: disable() is not undone here
+        paths = self.cpu_fast_paths
+        # Kept once made (disable() is not undone here); training's setup leaves fused for later.
+        if paths is None or (self.fused_inference and paths.fused_reason == NOT_ASKED):
             enable_cpu_fast_paths(self, training=False, fused=self.fused_inference)
         paths = self.cpu_fast_paths
         return paths.fused if paths is not None and self.fused_inference else None

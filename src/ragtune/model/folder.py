@@ -16,6 +16,7 @@ Each problem is one :class:`RagtuneError` line naming the file and what is wrong
 
 from __future__ import annotations
 
+import contextlib
 import json
 import struct
 from pathlib import Path
@@ -76,8 +77,17 @@ def check_model_folder(path: str | Path) -> None:
 
 
 def _check_marker(folder: Path) -> None:
+    """The completion marker, and the sizes it recorded for the files nobody edits by hand.
+
+    A folder written before markers existed passes when it has ``modules.json``: earlier
+    versions wrote it last, so an interrupted write of theirs has none. Sizes are compared for
+    weights and tokenizer files only; the JSON configs (prompts, pooling) and the model card
+    are the user's to edit, and the JSON is parsed anyway.
+    """
     marker = read_marker(folder)
     if marker is None:
+        if (folder / "modules.json").is_file() or _is_onnx(folder):
+            return
         raise RagtuneError(
             f"{folder}: incomplete model folder: it has {RAGTUNE_FILE} but no {MARKER}, which "
             "ragtune writes last (the write was interrupted, or the folder was copied in part); "
@@ -92,15 +102,27 @@ def _check_marker(folder: Path) -> None:
     for name, size in (files if isinstance(files, dict) else {}).items():
         file = folder / name
         if not file.exists():
-            if file.suffix == ".safetensors":
-                continue  # the loader says why only safetensors are read
+            if file.suffix == ".safetensors" or name == "README.md":
+                continue  # the loader says why only safetensors are read; a card is optional
             raise RagtuneError(f"{file}: missing (the model folder is incomplete); save it again")
         actual = file.stat().st_size
-        if actual != size:
+        if _sized(file) and actual != size:
             raise RagtuneError(
                 f"{file}: {actual} bytes, but {size} when the model was saved (truncated or "
                 "changed since); save or export the model again"
             )
+
+
+def _sized(file: Path) -> bool:
+    """Whether the marker's recorded size must still hold: weights and tokenizer files."""
+    return file.suffix in (".safetensors", ".onnx", ".data") or file.name in TOKENIZER_FILES
+
+
+def _is_onnx(folder: Path) -> bool:
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        data = json.loads((folder / RAGTUNE_FILE).read_text(encoding="utf-8"))
+        return bool(data.get("format") == "onnx")
+    return False
 
 
 def _json(path: Path, expected: type, *, required: bool = False) -> Any:

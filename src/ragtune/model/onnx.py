@@ -90,7 +90,10 @@ def read_onnx_folder(folder: Path) -> tuple[EncoderConfig, Quantization, dict[st
             f"{folder}: unknown quantization {quantization!r}; valid: {', '.join(QUANTIZATIONS)}"
         )
     meta = data.pop("onnx", {})
-    return EncoderConfig.from_dict(data), quantization, meta
+    try:
+        return EncoderConfig.from_dict(data), quantization, meta
+    except RagtuneError as exc:
+        raise RagtuneError(f"{path}: {exc}") from None  # a bad value: say in which file
 
 
 class OnnxEncoder:

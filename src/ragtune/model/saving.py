@@ -86,7 +86,10 @@ def read_folder_config(folder: Path, num_layers: int | None = None) -> tuple[Enc
                 similarity = "cosine"
     if own.is_file():
         # ragtune's own description wins: it carries the layer and exact prompts.
-        return EncoderConfig.from_dict(_read_json(own)), transformer_dir
+        try:
+            return EncoderConfig.from_dict(_read_json(own)), transformer_dir
+        except RagtuneError as exc:
+            raise RagtuneError(f"{own}: {exc}") from None  # a bad value: say in which file
     cfg = EncoderConfig(
         pooling=pooling,  # type: ignore[arg-type]
         normalize=normalize,

@@ -132,9 +132,16 @@ class Searcher:
 
     @classmethod
     def open(
-        cls, index_dir: str | Path, *, model: str | None = None, device: str | None = None
+        cls,
+        index_dir: str | Path,
+        *,
+        model: str | None = None,
+        device: str | None = None,
+        checksums: bool = True,
     ) -> Searcher:
-        store = IndexStore.open(index_dir)
+        """Verify the index (``checksums``: hash every file, as a server does once at start;
+        without, sizes and structure only) and load the model it was built with."""
+        store = IndexStore.open(index_dir, checksums=checksums)
         try:
             return cls(store, load_index_encoder(store, model, device))
         except BaseException:
@@ -189,8 +196,12 @@ def search(
     model: str | None = None,
     device: str | None = None,
 ) -> list[Hit]:
-    """Load the index and its model, and return the ``k`` best chunks for ``query``."""
-    searcher = Searcher.open(index_dir, model=model, device=device)
+    """Load the index and its model, and return the ``k`` best chunks for ``query``.
+
+    A one-off query checks the index's sizes and structure but does not hash a possibly
+    multi-GB index each time (``Searcher.open`` and the server do).
+    """
+    searcher = Searcher.open(index_dir, model=model, device=device, checksums=False)
     try:
         return searcher.search(query, k, hybrid=hybrid)
     finally:

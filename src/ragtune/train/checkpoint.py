@@ -152,7 +152,7 @@ def damage(path: Path) -> str | None:
     """
     marker = read_marker(path)
     if marker is None:
-        return "no completion marker: the save did not finish"
+        return "no completion marker: the save did not finish (or an earlier ragtune wrote it)"
     sizes = marker.get("files")
     if marker.get("kind") != KIND or not marker.get("complete") or not isinstance(sizes, dict):
         return "its completion marker is not valid"

@@ -7,6 +7,7 @@ docstring says it and the check allows it.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import ClassVar, get_args
 
@@ -121,6 +122,14 @@ class TrainConfig:
     """Resume even when the data or a batch-shaping setting changed (train/checkpoint.py)."""
     threads: int = 0
     """torch CPU threads (0: torch's default)."""
+
+    def local_sources(self) -> list[str]:
+        """What the run reads from disk (data, eval data, a local model folder): the output path
+        may be none of these nor a folder above one, so ``--overwrite`` cannot wipe an input."""
+        paths = [s for s in (self.data, self.eval_data) if s and not s.startswith("hf:")]
+        if self.model and os.path.isdir(self.model):
+            paths.append(self.model)
+        return paths
 
     def __post_init__(self) -> None:
         self._check_inputs()

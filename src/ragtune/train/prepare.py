@@ -50,7 +50,7 @@ def prepare(
     out = Path(cfg.output)
     ckpt_dir = out / "run" / "checkpoints"
     if rank == 0:  # a library call gets the CLI's output policy too, before the model loads
-        sources = [s for s in (cfg.data, cfg.eval_data) if s and not s.startswith("hf:")]
+        sources = cfg.local_sources()
         check_output(out, "model", sources=sources, flag="output")
     if rank == 0 and out.exists() and not cfg.resume and list_checkpoints(ckpt_dir):
         raise RagtuneError(

@@ -111,3 +111,12 @@ def test_a_model_off_the_cpu_is_left_as_it_is(tokenizer):
     }
     assert encoder.cpu_fast_paths is None
     assert _attention(encoder) == "sdpa" and _dropout_classes(encoder) == {nn.Dropout}
+
+
+def test_evaluation_during_training_still_gets_the_fused_path(tokenizer):
+    encoder = make_tiny_encoder(tokenizer)
+    enable_cpu_fast_paths(encoder, training=True, fused=False)  # what train/prepare.py does
+    assert encoder.cpu_fast_paths.describe()["fused_inference"] == "no: not asked for"
+    encoder.encode(["a dev query"])  # the first evaluation
+    assert encoder.cpu_fast_paths.fused is not None
+    assert encoder.cpu_fast_paths.dropout_modules > 0  # training's paths are kept

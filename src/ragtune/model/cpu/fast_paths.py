@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 _PROBE_TEXTS = ["a short probe", "a longer probe text about rivers, glaciers and old harbors"]
 
 
+NOT_ASKED = "not asked for"  # the fused path was never requested (training sets up the rest)
+
+
 @dataclass
 class CpuFastPaths:
     """What :func:`enable_cpu_fast_paths` switched on for one model."""
@@ -54,7 +57,7 @@ class CpuFastPaths:
     """How many dropout modules draw cheap CPU masks (0 until a training call)."""
     fused: FusedForward | None = field(default=None, repr=False)
     """The verified fused fp32 inference forward, or None."""
-    fused_reason: str | None = "not asked for"
+    fused_reason: str | None = NOT_ASKED
     """Why there is no fused forward (None when there is one)."""
 
     def describe(self) -> dict[str, str]:
