@@ -9,7 +9,7 @@ from torch import nn
 from ragtune.model import CpuFastPaths, enable_cpu_fast_paths
 from ragtune.model.cpu.attention import NAME
 from ragtune.model.cpu.dropout import CpuDropout
-from ragtune.model.cpu.fused import unsupported_reason
+from ragtune.model.cpu.fused import FusedForward, unsupported_reason
 from tests.conftest import make_tiny_encoder, tiny_bert
 
 TEXTS = ["a short text", "a somewhat longer text about rivers, glaciers and harbors"]
@@ -118,5 +118,5 @@ def test_evaluation_during_training_still_gets_the_fused_path(tokenizer):
     enable_cpu_fast_paths(encoder, training=True, fused=False)  # what train/prepare.py does
     assert encoder.cpu_fast_paths.describe()["fused_inference"] == "no: not asked for"
     encoder.encode(["a dev query"])  # the first evaluation
-    assert encoder.cpu_fast_paths.fused is not None
+    assert isinstance(encoder.cpu_fast_paths.fused, FusedForward)
     assert encoder.cpu_fast_paths.dropout_modules > 0  # training's paths are kept

@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import RobertaConfig, RobertaModel
 
-from ragtune.model import Encoder, EncoderConfig, enable_cpu_fast_paths
+from ragtune.model import CpuFastPaths, Encoder, EncoderConfig, enable_cpu_fast_paths
 from ragtune.model.cpu.fused import FusedForward, unsupported_reason
 from tests.conftest import TINY_SIZES, make_tiny_encoder, tiny_bert
 
@@ -50,7 +50,7 @@ def test_encode_uses_the_fused_path_and_gives_the_same_embeddings(tokenizer):
     slow.fused_inference = False
     a = fast.encode(TEXTS, batch_size=2)
     b = slow.encode(TEXTS, batch_size=2)
-    assert _fused(fast) is not None and _fused(slow) is None
+    assert isinstance(_fused(fast), FusedForward) and _fused(slow) is None
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
     tokens_a = fast.encode(TEXTS, output="tokens")
     tokens_b = slow.encode(TEXTS, output="tokens")
@@ -80,7 +80,7 @@ def test_roberta_is_supported_too(tokenizer):
     slow = Encoder.from_backbone(backbone, tokenizer, EncoderConfig(max_seq_length=64))
     slow.fused_inference = False
     np.testing.assert_allclose(fast.encode(TEXTS), slow.encode(TEXTS), rtol=0, atol=1e-6)
-    assert _fused(fast) is not None
+    assert isinstance(_fused(fast), FusedForward)
 
 
 def test_unsupported_models_fall_back_to_hugging_face(tokenizer):
@@ -89,7 +89,7 @@ def test_unsupported_models_fall_back_to_hugging_face(tokenizer):
     encoder = Encoder.from_backbone(backbone, tokenizer, EncoderConfig(max_seq_length=64))
     out = encoder.encode(TEXTS)
     assert _fused(encoder) is None and out.shape == (3, 32)
-    assert encoder.cpu_fast_paths is not None
+    assert isinstance(encoder.cpu_fast_paths, CpuFastPaths)
     assert encoder.cpu_fast_paths.describe()["fused_inference"] == "no: activation 'relu'"
 
 
