@@ -218,3 +218,33 @@ def test_no_intact_checkpoint_is_one_clear_error(run):
         "or choose another --output"
     )
     assert snapshot(run / "out") == before
+
+
+def test_a_save_removes_only_dead_temporary_folders_of_ragtune(tmp_path):
+    import subprocess
+
+    import torch
+
+    from ragtune.train.checkpoint import list_checkpoints, save_checkpoint
+    from ragtune.train.state import TrainerState
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()  # a process id that no longer runs
+    folder = tmp_path / "checkpoints"
+    dead = folder / f".step-00000002.ragtune-tmp-{proc.pid}-abc"
+    dead.mkdir(parents=True)
+    (dead / "model.safetensors").write_bytes(b"half")
+    mine = folder / ".step-notes" / "todo.txt"  # the user's, named alike but not by ragtune
+    mine.parent.mkdir()
+    mine.write_text("keep me\n")
+
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    state = TrainerState()
+    state.step = 4
+    save_checkpoint(folder, model, optimizer, scheduler, state, {"data": "x"}, keep=2)
+
+    assert not dead.exists()
+    assert mine.read_text() == "keep me\n"
+    assert [p.name for p in list_checkpoints(folder)] == ["step-00000004"]

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import httpx
 
 from tests.search.conftest import (  # noqa: F401 - fixtures shared with the search tests
     make_sample_folder,
@@ -28,3 +32,20 @@ def server_url(sample_index) -> Iterator[str]:  # noqa: F811 - the fixture above
             yield url
     finally:
         searcher.close()
+
+
+@pytest.fixture(scope="module")
+def client(server_url) -> Iterator[httpx.Client]:
+    """An HTTP client on the shared server (the OpenAI contract and HTTP tests)."""
+    import httpx
+
+    with httpx.Client(base_url=server_url, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def encoder(tiny_model_dir):  # noqa: F811 - the fixture imported above
+    """The server's model loaded directly, to compare vectors with what the server returns."""
+    from ragtune.model import Encoder
+
+    return Encoder.load(tiny_model_dir, device="cpu")

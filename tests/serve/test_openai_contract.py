@@ -16,7 +16,6 @@ import numpy as np
 import openai
 import pytest
 
-from ragtune.model import Encoder
 from ragtune.serve.limits import ApiError, ServeLimits
 from ragtune.serve.openai_api import embeddings_response, input_texts
 
@@ -26,17 +25,6 @@ TEXTS = ["where is the status line parsed?", "retries back off exponentially"]
 @pytest.fixture(scope="module")
 def api(server_url):
     return openai.OpenAI(base_url=f"{server_url}/v1", api_key="unused", max_retries=0)
-
-
-@pytest.fixture(scope="module")
-def client(server_url):
-    with httpx.Client(base_url=server_url, timeout=30) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def encoder(tiny_model_dir):
-    return Encoder.load(tiny_model_dir, device="cpu")
 
 
 def vectors_of(result) -> np.ndarray:

@@ -14,19 +14,7 @@ import httpx
 import numpy as np
 import pytest
 
-from ragtune.model import Encoder
 from ragtune.search import IndexStore
-
-
-@pytest.fixture(scope="module")
-def client(server_url):
-    with httpx.Client(base_url=server_url, timeout=30) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def encoder(tiny_model_dir):
-    return Encoder.load(tiny_model_dir, device="cpu")
 
 
 def error_of(response: httpx.Response, status: int) -> str:

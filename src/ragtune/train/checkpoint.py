@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from ragtune.errors import RagtuneError
-from ragtune.io import atomic_dir, read_marker
+from ragtune.io import atomic_dir, clean_leftovers, read_marker
 from ragtune.progress import console
 from ragtune.train.config import TrainConfig
 from ragtune.train.state import TrainerState
@@ -132,8 +132,10 @@ def save_checkpoint(
         # atomic_dir writes the completion marker (with every file's size) last
     for old in list_checkpoints(folder)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
-    for leftover in folder.glob(f".{PREFIX}*"):  # temporary folders of a killed save
-        shutil.rmtree(leftover, ignore_errors=True)
+    # Temporary folders of a killed save of another step: the shared rule (ragtune's own naming,
+    # a process that no longer runs) decides, never a bare name match.
+    for name in {p.name.split(".ragtune-", 1)[0][1:] for p in folder.glob(f".{PREFIX}*")}:
+        clean_leftovers(folder / name)
     return target
 
 
