@@ -8,16 +8,31 @@ docstring says it and the check allows it.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
-from typing import ClassVar, get_args
+from typing import ClassVar, Literal, get_args
 
-from ragtune.config import check_choice, check_int, check_number, check_text
+from ragtune.config import ConfigValueError, check_choice, check_int, check_number, check_text
 from ragtune.losses.config import LossConfig
 from ragtune.model.cpu.memory import CpuMemory
 from ragtune.model.pooling import POOLING_MODES, PoolingMode
 from ragtune.model.precision import Precision
 from ragtune.model.resolve import DEFAULT_MODEL
 from ragtune.train.schedule import ScheduleName
+
+RecipeName = Literal["auto", "fixed"]
+AdapterName = Literal["none", "lora"]
+_BUDGET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$", re.IGNORECASE)
+
+
+def parse_budget(text: str) -> float:
+    """Seconds in a time budget: ``"30m"``, ``"1.5h"``, ``"90s"`` or a bare number of seconds."""
+    match = _BUDGET.match(str(text))
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"{text!r} is not a time budget; give e.g. 30m, 1h or 900s")
+    unit = (match.group(2) or "s").lower()
+    return float(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[unit]
+
 
 MAX_SEED = 2**32 - 1
 """Seeds reach numpy too, whose generators take 0 .. 2**32 - 1."""
@@ -54,6 +69,36 @@ class TrainConfig:
     document_column: str = "document"
     label_column: str = "label"
     skip_invalid: bool = False
+
+    # --- how the recipe is chosen (issue 17)
+    recipe: RecipeName = "fixed"
+    """auto: choose batch size, learning rate, epochs and hard negatives by a small dev-driven
+    search within ``budget`` (train/auto.py); fixed: train exactly the settings given."""
+    budget: str = "30m"
+    """Wall-time budget of ``recipe: auto``'s search (``30m``, ``1h``, ``900s``)."""
+    group_by_query: bool = True
+    """An epoch is a pass over queries (one positive per query per epoch, every positive used
+    over the epochs), and each query's known positives are masked as negatives in the loss."""
+
+    # --- publishing: the significance gate and the forgetting guard (issue 17)
+    publish_min_gain: float = 0.0
+    """Publish the tuned model only if its mean dev gain over the base model exceeds this."""
+    publish_p: float = 0.05
+    """... and a paired test on the dev queries gives p below this (1: no test)."""
+    mix_grid: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
+    """Weights a of theta = a * tuned + (1 - a) * base tried on dev after training ((1.0,): off)."""
+    general_checks: tuple[str, ...] = ()
+    """BEIR folders (``path`` or ``path:split``, default split test) scored before and after
+    tuning, to show what the tuning cost elsewhere; never used to choose anything."""
+
+    # --- parameter-efficient training (issue 21)
+    adapter: AdapterName = "none"
+    """lora: train LoRA adapters (peft) instead of every weight; published merged."""
+    lora_rank: int = 16
+    lora_alpha: float = 32.0
+    lora_dropout: float = 0.05
+    lora_targets: tuple[str, ...] = ("query", "key", "value", "dense")
+    """Module-name suffixes that get adapters (BERT-style names by default)."""
 
     # --- model recipe (None keeps what the model folder says)
     pooling: PoolingMode | None = None
@@ -136,6 +181,7 @@ class TrainConfig:
         self._check_recipe()
         self._check_optimisation()
         self._check_evaluation()
+        self._check_publishing()
 
     def _check_inputs(self) -> None:
         """Names must not be blank: '' as a model or output would mean "here" or nothing."""
@@ -237,3 +283,20 @@ class TrainConfig:
         check_int("train.save_steps", self.save_steps, 1)
         check_int("train.keep_checkpoints", self.keep_checkpoints, 0, meaning="0: keep every one")
         check_int("train.log_steps", self.log_steps, 1)
+
+    def _check_publishing(self) -> None:
+        check_choice("train.recipe", self.recipe, get_args(RecipeName))
+        try:
+            parse_budget(self.budget)
+        except ValueError as exc:
+            raise ConfigValueError(f"train.budget: {exc}") from None
+        check_number("train.publish_min_gain", self.publish_min_gain, low=-1, high=1)
+        check_number("train.publish_p", self.publish_p, low=0, high=1, low_open=True)
+        if not self.mix_grid:
+            raise ConfigValueError("train.mix_grid: give at least one weight, e.g. 1.0")
+        for a in self.mix_grid:
+            check_number("train.mix_grid", a, low=0, high=1, low_open=True)
+        check_choice("train.adapter", self.adapter, get_args(AdapterName))
+        check_int("train.lora_rank", self.lora_rank, 1)
+        check_number("train.lora_alpha", self.lora_alpha, low=0, low_open=True)
+        check_number("train.lora_dropout", self.lora_dropout, low=0, high=1, high_open=True)
