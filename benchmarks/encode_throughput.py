@@ -2,17 +2,26 @@
 
 Both load the bundled all-MiniLM-L6-v2 (max length 256, mean pooling, L2-normalised) and embed
 the first ``--n`` SciFact abstracts (title + " " + text) with batch size 32, alternating
-(A, B, A, B, ...) in one process so that load from other tenants falls on both; the table shows
-medians. Work is counted at the backbone's embeddings module (padded batch shapes) and turned
-into GFLOP/s with the formula in :mod:`benchmarks.common`, then divided by the measured fp32 GEMM
-peak. The max absolute difference between the two systems' embeddings checks they compute the
-same function (< 1e-5 expected). A third row, ``ragtune (HF forward)``, is ragtune with its
-fused fp32 CPU path (ragtune.model.cpu.fused) switched off, to show what that path contributes.
+(A, B, C, D, then D, C, B, A, ...) in one process so that load from other tenants falls on all;
+the table shows medians. Work is counted at the backbone's embeddings module (padded batch
+shapes) and turned into GFLOP/s with the formula in :mod:`benchmarks.common`, then divided by the
+GEMM peak *of the precision the row ran in* (fp32 or bf16), both measured in this invocation.
 
-``--bf16-docs N`` also times ragtune with bf16 autocast (``precision="bf16"``) against fp32 on
-the first N documents, once: on a CPU without native bf16 this is several times slower, which is
-why ragtune never picks it by itself for encoding on a CPU (encoding stays fp32 so that
-embeddings and indexes do not depend on the machine).
+Rows:
+
+- ``ragtune fp32``: ``precision="fp32"``, the fused fp32 CPU path (ragtune.model.cpu.fused);
+- ``ragtune bf16``: ``precision="bf16"``, bf16 autocast (with ``--bf16``, the default on a CPU
+  with native bf16);
+- ``sentence-transformers``: its default (fp32);
+- ``sentence-transformers bf16``: its best setting on a bf16 CPU, the model loaded with
+  ``model_kwargs={"torch_dtype": torch.bfloat16}``;
+- ``ragtune (HF forward)`` (``--hf-forward``): ragtune with the fused path switched off.
+
+``precision="auto"`` (ragtune's default): the benchmark runs the same check that
+:mod:`ragtune.model.cpu.encode_precision` runs on a large call (forced here, since ``--n`` may be
+under its threshold), reports its decision, its reason and what it cost, and marks the row auto
+equals. Every row's vectors are compared with sentence-transformers fp32 (max abs difference,
+min cosine).
 
 Usage::
 
@@ -64,55 +73,87 @@ def main() -> None:
     p.add_argument("--model", default=common.minilm_path())
     p.add_argument("--n", type=int, default=1000, help="documents to encode")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--repeats", type=int, default=2, help="A,B rounds")
-    p.add_argument("--bf16-docs", type=int, default=0, help="also time bf16 autocast on N docs")
+    p.add_argument("--repeats", type=int, default=2, help="rounds over all systems")
+    p.add_argument("--bf16", choices=("auto", "yes", "no"), default="auto", help="bf16 rows")
+    p.add_argument("--hf-forward", action="store_true", help="also ragtune without fused path")
     p.add_argument("--device", default="cpu")
     a = p.parse_args()
 
+    import torch
     from sentence_transformers import SentenceTransformer
 
+    from ragtune.model.cpu.bf16 import bf16_kind
+    from ragtune.model.cpu.encode_precision import choose_encode_precision
     from ragtune.model.encoder import Encoder
 
     report = common.machine_report()
     common.print_machine(report)
+    kind = bf16_kind()
+    with_bf16 = a.bf16 == "yes" or (a.bf16 == "auto" and kind != "none")
     texts = load_texts(a.data, a.n)
     encoder = Encoder.load(a.model, device=a.device)
-    st = SentenceTransformer(a.model, device=a.device)
-    assert st.max_seq_length == encoder.config.max_seq_length, "both must truncate alike"
     backbone = encoder.backbone
     hf = backbone.config
     p_layers = common.layer_params(backbone)
     rec_rt = common.ShapeRecorder(backbone.embeddings)
-    rec_st = common.ShapeRecorder(st[0].auto_model.embeddings)
 
-    def hf_forward() -> Any:  # ragtune with its fused path switched off
-        encoder.fused_inference = False
-        try:
-            return encoder.encode(texts, batch_size=a.batch_size, show_progress=False)
-        finally:
-            encoder.fused_inference = True
+    def ragtune(precision: str, fused: bool = True) -> Any:
+        def run(docs: list[str]) -> Any:
+            encoder.fused_inference = fused
+            try:
+                return encoder.encode(
+                    docs, batch_size=a.batch_size, precision=precision, show_progress=False
+                )
+            finally:
+                encoder.fused_inference = True
 
-    systems = {
-        "ragtune": (
-            lambda: encoder.encode(texts, batch_size=a.batch_size, show_progress=False),
-            rec_rt,
-        ),
-        "ragtune (HF forward)": (hf_forward, rec_rt),
+        return run
+
+    def st_system(model: Any) -> Any:
+        def run(docs: list[str]) -> Any:
+            emb = model.encode(docs, batch_size=a.batch_size, convert_to_tensor=True)
+            return emb.float().cpu().numpy()
+
+        return run
+
+    st = SentenceTransformer(a.model, device=a.device)
+    assert st.max_seq_length == encoder.config.max_seq_length, "both must truncate alike"
+    systems: dict[str, tuple[Any, common.ShapeRecorder, str]] = {
+        "ragtune fp32": (ragtune("fp32"), rec_rt, "fp32"),
         "sentence-transformers": (
-            lambda: st.encode(texts, batch_size=a.batch_size, convert_to_numpy=True),
-            rec_st,
+            st_system(st),
+            common.ShapeRecorder(st[0].auto_model.embeddings),
+            "fp32",
         ),
     }
-    # warm-up: thread pools, allocator, first-call overheads
-    encoder.encode(texts[:8], show_progress=False)
-    st.encode(texts[:8])
+    if a.hf_forward:
+        systems["ragtune (HF forward)"] = (ragtune("fp32", fused=False), rec_rt, "fp32")
+    if with_bf16:
+        st16 = SentenceTransformer(
+            a.model, device=a.device, model_kwargs={"torch_dtype": torch.bfloat16}
+        )
+        systems["ragtune bf16"] = (ragtune("bf16"), rec_rt, "bf16")
+        systems["sentence-transformers bf16"] = (
+            st_system(st16),
+            common.ShapeRecorder(st16[0].auto_model.embeddings),
+            "bf16",
+        )
+    # warm-up: thread pools, allocator, oneDNN kernels of both precisions, first-call overheads
+    for fn, _, _ in systems.values():
+        fn(texts[:8])
+
+    t0 = time.perf_counter()
+    check = choose_encode_precision(encoder, texts, batch_size=a.batch_size, force=True)
+    check_seconds = time.perf_counter() - t0
+    common.console.print(f"precision=auto chose {check.precision}: {check.reason}")
+
     runs: list[dict[str, Any]] = []
     outputs: dict[str, np.ndarray] = {}
     for rep in range(a.repeats):
         order = list(systems) if rep % 2 == 0 else list(systems)[::-1]
         for name in order:
-            fn, rec = systems[name]
-            emb, seconds, shapes = timed(fn, rec)
+            fn, rec, _ = systems[name]
+            emb, seconds, shapes = timed(lambda fn=fn: fn(texts), rec)
             outputs[name] = np.asarray(emb, dtype=np.float32)
             flops = sum(
                 common.forward_flops(p_layers, hf.num_hidden_layers, hf.hidden_size, b, t)
@@ -134,52 +175,76 @@ def main() -> None:
                 f"({flops / seconds / 1e9:.1f} GFLOP/s)"
             )
     reference = outputs["sentence-transformers"]
-    diff = float(np.abs(outputs["ragtune"] - reference).max())
-    diff_hf = float(np.abs(outputs["ragtune (HF forward)"] - reference).max())
-    peak = report["gemm_fp32"]["gflops"]
+    peaks = {
+        "fp32": report["gemm_fp32"]["gflops"],
+        "bf16": report.get("gemm_bf16", {}).get("gflops"),
+    }
     rows = []
-    for name in systems:
+    for name, (_, _, precision) in systems.items():
         mine = [r for r in runs if r["system"] == name]
+        cos = (outputs[name] * reference).sum(1) / (
+            np.linalg.norm(outputs[name], axis=1) * np.linalg.norm(reference, axis=1)
+        )
         rows.append(
             {
                 "system": name,
+                "precision": precision,
                 "docs_per_second": common.median(r["docs_per_second"] for r in mine),
                 "all_docs_per_second": [round(r["docs_per_second"], 3) for r in mine],
                 "gflops_per_second": common.median(r["gflops_per_second"] for r in mine),
                 "padded_tokens": mine[0]["padded_tokens"],
+                "max_abs_diff_vs_st": float(np.abs(outputs[name] - reference).max()),
+                "min_cosine_vs_st": float(cos.min()),
             }
         )
     st_rate = next(r["docs_per_second"] for r in rows if r["system"] == "sentence-transformers")
+    st16_rate = next(
+        (r["docs_per_second"] for r in rows if r["system"] == "sentence-transformers bf16"), None
+    )
     for row in rows:
         row["ratio_vs_st"] = row["docs_per_second"] / st_rate
-        row["fraction_of_peak"] = row["gflops_per_second"] / peak
+        row["ratio_vs_st_bf16"] = row["docs_per_second"] / st16_rate if st16_rate else None
+        peak = peaks[row["precision"]]
+        row["peak_gflops_used"] = peak
+        row["fraction_of_peak"] = row["gflops_per_second"] / peak if peak else None
+    auto_row = f"ragtune {check.precision}"
     result: dict[str, Any] = {
         **report,
         "settings": vars(a),
         "documents": len(texts),
-        "max_abs_diff_vs_st": diff,
-        "max_abs_diff_hf_forward_vs_st": diff_hf,
+        "bf16_kind": kind,
         "fused_path_used": _fused_used(encoder),
+        "auto": {
+            "precision": check.precision,
+            "reason": check.reason,
+            "min_cosine": check.min_cosine,
+            "speedup_on_sample": check.speedup,
+            "sample": check.sample,
+            "check_seconds": check_seconds,
+            "row": auto_row,
+        },
         "rows": rows,
         "runs": runs,
+        "load_average_end": common.load_average(),
     }
-    if a.bf16_docs:
-        result["bf16"] = bf16_check(encoder, texts[: a.bf16_docs], a.batch_size, rec_rt, p_layers)
-    result["load_average_end"] = common.load_average()
-
-    cols = ["system", "docs/s", "x ST", "GFLOP/s", "% of GEMM peak", "padded tokens"]
+    bf16_peak = f"; bf16 GEMM peak {peaks['bf16']:.1f}" if peaks["bf16"] else ""
+    cols = ["system", "precision", "docs/s", "x ST", "x ST bf16", "GFLOP/s", "% of peak"]
+    cols += ["min cos vs ST", "padded tokens"]
     common.console.print(
         common.table(
-            f"encode {len(texts)} SciFact docs (medians of {a.repeats}; "
-            f"fp32 GEMM peak {peak:.1f} GFLOP/s)",
+            f"encode {len(texts)} SciFact docs (medians of {a.repeats}; fp32 GEMM peak "
+            f"{peaks['fp32']:.1f}{bf16_peak} GFLOP/s)",
             cols,
             [
                 [
-                    r["system"],
+                    r["system"] + (" = auto" if r["system"] == auto_row else ""),
+                    r["precision"],
                     r["docs_per_second"],
                     r["ratio_vs_st"],
+                    r["ratio_vs_st_bf16"] or float("nan"),
                     r["gflops_per_second"],
-                    100 * r["fraction_of_peak"],
+                    100 * r["fraction_of_peak"] if r["fraction_of_peak"] else float("nan"),
+                    r["min_cosine_vs_st"],
                     r["padded_tokens"],
                 ]
                 for r in rows
@@ -187,41 +252,10 @@ def main() -> None:
         )
     )
     common.console.print(
-        f"max |ragtune - sentence-transformers| = {diff:.2e} (fused path used: "
-        f"{_fused_used(encoder)}); with the HF forward {diff_hf:.2e}"
+        f"precision=auto on this CPU ({kind}): {check.precision} ({check.reason}); "
+        f"the check took {check_seconds:.1f} s on {check.sample} texts"
     )
-    if "bf16" in result:
-        b = result["bf16"]
-        common.console.print(
-            f"bf16 autocast: {b['bf16_docs_per_second']:.2f} docs/s vs fp32 "
-            f"{b['fp32_docs_per_second']:.2f} docs/s ({b['speedup']:.2f}x); "
-            f"max abs diff {b['max_abs_diff']:.2e}, min cosine {b['min_cosine']:.5f}"
-        )
     common.write_json(a.out, result)
-
-
-def bf16_check(
-    encoder: Any, texts: list[str], batch_size: int, rec: common.ShapeRecorder, p_layers: int
-) -> dict[str, Any]:
-    """fp32 then bf16 autocast on the same texts (after a bf16 warm-up batch)."""
-    encoder.encode(texts[:8], precision="bf16", show_progress=False)
-    fp32, s32, _ = timed(
-        lambda: encoder.encode(texts, batch_size=batch_size, precision="fp32", show_progress=False),
-        rec,
-    )
-    bf16, s16, _ = timed(
-        lambda: encoder.encode(texts, batch_size=batch_size, precision="bf16", show_progress=False),
-        rec,
-    )
-    cos = (np.asarray(fp32) * np.asarray(bf16)).sum(1)  # both unit-normalised
-    return {
-        "documents": len(texts),
-        "fp32_docs_per_second": len(texts) / s32,
-        "bf16_docs_per_second": len(texts) / s16,
-        "speedup": s32 / s16,
-        "max_abs_diff": float(np.abs(np.asarray(fp32) - np.asarray(bf16)).max()),
-        "min_cosine": float(cos.min()),
-    }
 
 
 if __name__ == "__main__":

@@ -13,8 +13,10 @@ ALLOWED = {
     "search": {"data", "model"},
     "mining": {"data", "model", "search"},
     "evaluation": {"data", "model", "search"},
-    "train": {"data", "model", "losses", "evaluation", "config"},
+    "train": {"data", "model", "losses", "evaluation", "mining", "config"},
     "serve": {"model", "search", "data"},
+    "pseudo": {"data", "model", "search"},
+    "tune": {"data", "model", "search", "mining", "train", "evaluation", "pseudo", "config"},
     "demo": {"data", "model", "losses", "evaluation", "train", "mining", "search", "config"},
     "cli": None,  # may import anything
 }

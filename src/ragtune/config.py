@@ -58,11 +58,33 @@ def load_config(
             _set_dotted(data, key, value)
             given.add(key)
     try:
-        return build(cls, data)
+        result = build(cls, data)
     except RagtuneError as exc:
         if path and not _names_a_key(str(exc), given):
             raise RagtuneError(f"{path}: {exc}") from None  # the file's value: say which file
         raise
+    # What the user chose (file, overrides, values), for code that fills in the rest itself
+    # (train/auto.py searches only what was not given); not a field: configs stay plain data.
+    object.__setattr__(result, GIVEN, frozenset(given | set(_dotted_keys(data))))
+    return result
+
+
+GIVEN = "_given_keys"
+
+
+def given_keys(config: Any) -> frozenset[str] | None:
+    """The dotted keys :func:`load_config` got from the file, overrides or values; None when
+    ``config`` was not built by it (``dataclasses.replace`` makes a new, unmarked config)."""
+    keys = getattr(config, GIVEN, None)
+    return keys if isinstance(keys, frozenset) else None
+
+
+def _dotted_keys(data: dict[str, Any], prefix: str = "") -> list[str]:
+    keys: list[str] = []
+    for key, value in data.items():
+        name = f"{prefix}{key}".replace("-", "_")
+        keys += _dotted_keys(value, f"{name}.") if isinstance(value, dict) else [name]
+    return keys
 
 
 def _names_a_key(message: str, keys: set[str]) -> bool:

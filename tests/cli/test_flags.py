@@ -83,6 +83,7 @@ def tiny_model(tmp_path: Path, tokenizer) -> Path:
 def test_every_command_writes_to_out_and_k_is_always_a_number_of_hits():
     flags = visible_flags()
     writers = {"demo", "train", "eval", "mine", "index", "export", "encode", "data build-stdlib"}
+    writers |= {"tune"}
     assert flags["--out"] == flags["-o"] == writers
     assert "--output" not in flags and "--lr" not in flags and "--eval" not in flags
     assert flags["-k"] == flags["--k"] == {"search"}  # eval's cut-offs are --cutoffs
@@ -133,6 +134,7 @@ def test_train_json_has_the_result_field_names_and_takes_output_and_lr(tmp_path,
     args = ["train", "--model", str(tiny_model), "--data", str(data), "--batch-size", "8"]
     args += ["--eval-data", str(beir), "--eval-split", "test", "--set", "warmup_ratio=0"]
     args += ["--output", str(tmp_path / "run"), "--lr", "1e-3", "--json"]  # the old spellings
+    args += ["--recipe", "fixed"]  # one epoch exactly (auto would search the epochs)
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
@@ -223,10 +225,13 @@ def test_index_calls_exact_search_exact_and_still_takes_kind_flat(tmp_path, tiny
     assert "note: --dense-search flat is now called --dense-search exact" in results["old"].stderr
     bad = CliRunner().invoke(app, [*runs["new"][:-1], "brute"])
     assert str(bad.exception) == (
-        "unknown --dense-search 'brute'; choose one of auto, exact, hnsw, ivf"
+        "unknown --dense-search 'brute'; choose one of auto, exact, hnsw, ivf, ivfpq"
     )
     bad_old = CliRunner().invoke(app, [*runs["old"][:-1], "brute"])  # named as it was typed
-    assert str(bad_old.exception) == "unknown --kind 'brute'; choose one of auto, exact, hnsw, ivf"
+    assert (
+        str(bad_old.exception)
+        == "unknown --kind 'brute'; choose one of auto, exact, hnsw, ivf, ivfpq"
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.idx", "b.idx", "repo", "tiny"]
 
 

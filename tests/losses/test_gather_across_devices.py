@@ -33,6 +33,12 @@ def combined_batch() -> dict[str, torch.Tensor]:
         # example 0 (rank 0) and example 4 (rank 1) share a positive; 2 and 3 share a query
         "positive_ids": torch.tensor([10, 11, 12, 13, 10, 15]),
         "query_ids": torch.tensor([0, 1, 2, 2, 4, 5]),
+        # known positives across ranks: query 1 (rank 0) knows 13, the positive of example 3
+        # (rank 1), and example 4's first hard negative (rank 1) is a copy of its own positive 11
+        "negative_ids": torch.tensor([[20, 21], [22, 23], [24, 25], [26, 27], [11, 29], [30, 31]]),
+        "known_positive_ids": torch.tensor(
+            [[10, -1], [11, 13], [12, 13], [12, 13], [10, -1], [15, -1]]
+        ),
     }
 
 
@@ -116,9 +122,18 @@ def test_two_gloo_ranks_match_the_single_process_loss_and_gradients(tmp_path):
             err = (r["grads"][name] - want).norm() / want.norm()
             assert err < 1e-5, f"rank {rank} {name}: relative error {err:.2e}"
     # the masks decided on each rank add up to the single-process ones (ids were gathered)
-    for key in ("masked_false_negatives", "masked_by_margin"):
+    for key in (
+        "masked_false_negatives",
+        "masked_by_margin",
+        "masked_known_positives",
+        "masked_known_hard_negatives",
+    ):
         assert sum(r["stats"][key] for r in ranks) == loss_fn.last_stats[key]
-    assert loss_fn.last_stats["masked_false_negatives"] == 8.0  # 2 pairs x 2 rows x 2 directions
+    # 2 pairs x 2 rows x 2 directions by the duplicate rules, and 3 more known positives only:
+    # p3 and n40 for query 1, and query 1 for p3 in the symmetric term
+    assert loss_fn.last_stats["masked_false_negatives"] == 11.0
+    assert loss_fn.last_stats["masked_known_positives"] == 11.0  # 8 of them also duplicates
+    assert loss_fn.last_stats["masked_known_hard_negatives"] == 1.0
 
 
 def test_without_a_process_group_gather_is_the_identity():

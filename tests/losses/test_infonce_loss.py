@@ -218,4 +218,10 @@ def test_bad_settings_raise():
 
 def test_declares_its_inputs():
     assert InfoNCELoss.inputs == ("query", "positive")
-    assert InfoNCELoss.optional_inputs == ("negatives", "query_ids", "positive_ids")
+    assert InfoNCELoss.optional_inputs == (
+        "negatives",
+        "query_ids",
+        "positive_ids",
+        "negative_ids",
+        "known_positive_ids",
+    )

@@ -155,7 +155,7 @@ def test_search_with_k_beyond_ntotal() -> None:
 
 
 def test_unknown_kind_lists_valid_ones() -> None:
-    with pytest.raises(RagtuneError, match="valid kinds: flat, hnsw, ivf, auto"):
+    with pytest.raises(RagtuneError, match="valid kinds: flat, hnsw, ivf, ivfpq, auto"):
         DenseIndex(4, "annoy")  # type: ignore[arg-type]
 
 

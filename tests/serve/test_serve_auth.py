@@ -1,4 +1,5 @@
-"""``--api-key``: Bearer auth on every endpoint but ``/health``; no key, no serving off loopback."""
+"""``--api-key``: Bearer auth on every endpoint but ``/health`` and the page; no key, no serving
+off loopback."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def bearer(key: str) -> dict[str, str]:
 
 def test_requests_without_the_key_get_401_in_openai_error_shape(keyed_url):
     for method, path in [("POST", "/search"), ("POST", "/v1/embeddings"), ("GET", "/v1/models"),
-                         ("GET", "/metrics"), ("GET", "/"), ("GET", "/no-such-page")]:  # fmt: skip
+                         ("GET", "/metrics"), ("GET", "/no-such-page")]:  # fmt: skip
         response = httpx.request(method, f"{keyed_url}{path}", json={"query": "backoff"})
         assert response.status_code == 401, path
         assert response.json() == MISSING
@@ -74,6 +75,12 @@ def test_the_key_opens_every_endpoint(keyed_url):
 def test_health_is_open_without_a_key(keyed_url):
     response = httpx.get(f"{keyed_url}/health")
     assert response.status_code == 200 and response.json()["status"] == "ok"
+
+
+def test_the_page_is_open_and_asks_for_the_key(keyed_url):
+    page = httpx.get(f"{keyed_url}/")  # static HTML, no data: the browser needs it to ask
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'id="key"' in page.text and "Authorization" in page.text
 
 
 def test_rejected_requests_are_counted_in_metrics(keyed_url):

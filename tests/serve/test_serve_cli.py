@@ -121,3 +121,35 @@ def test_serve_on_port_0_announces_the_free_port_it_chose(sample_index):
     finally:
         process.terminate()
         process.wait(30)
+
+
+def test_backpressure_and_token_encoding_options_reach_serve(monkeypatch, sample_index):
+    from ragtune.cli.main import main
+    from ragtune.serve import server
+
+    received: dict = {}
+    monkeypatch.setattr(server, "serve", lambda index_dir, **kwargs: received.update(kwargs))
+    monkeypatch.setattr(sys, "argv", [
+        "ragtune", "serve", str(sample_index), "--max-queue", "16", "--request-timeout", "2.5",
+        "--max-batch-tokens", "4096", "--max-batch-texts", "64", "--token-encoding", "o200k_base",
+    ])  # fmt: skip
+    main()  # the stand-in serve returns at once
+    limits = received["limits"]
+    assert (limits.max_queue, limits.request_timeout_s) == (16, 2.5)
+    assert (limits.max_batch_tokens, limits.max_batch_texts) == (4096, 64)
+    assert received["token_encoding"] == "o200k_base"
+
+
+def test_bad_backpressure_and_token_encoding_values_are_one_line(monkeypatch, capsys, sample_index):
+    from ragtune.cli.main import main
+
+    for args, message in [
+        (["--token-encoding", "p50k"], "error: --token-encoding 'p50k': choose one of "
+         "cl100k_base, o200k_base\n"),
+        (["--max-queue", "0"], "error: max_queue must be at least 1, got 0\n"),
+        (["--request-timeout", "0"], "error: request_timeout_s must be positive, got 0.0\n"),
+    ]:  # fmt: skip
+        monkeypatch.setattr(sys, "argv", ["ragtune", "serve", str(sample_index), *args])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        assert (exit_info.value.code, capsys.readouterr().err) == (1, message)

@@ -53,11 +53,12 @@ def test_request_counts_go_up_by_endpoint_and_status(server_url):
     assert delta(before, after, f'{histogram}_sum{{endpoint="/search"}}') > 0
 
 
-def test_embedded_texts_and_tokens_match_the_usage_the_client_is_told(server_url):
+TEXTS3 = ["retry with backoff", "a", "b c d"]
+
+
+def test_embedded_texts_and_tokens_match_the_usage_the_client_is_told(server_url, encoder):
     before = scrape(server_url)
-    response = httpx.post(
-        f"{server_url}/v1/embeddings", json={"input": ["retry with backoff", "a", "b c d"]}
-    )
+    response = httpx.post(f"{server_url}/v1/embeddings", json={"input": TEXTS3})
     assert response.status_code == 200
     after = scrape(server_url)
     assert delta(before, after, "ragtune_embedded_texts_total") == 3
@@ -69,6 +70,13 @@ def test_embedded_texts_and_tokens_match_the_usage_the_client_is_told(server_url
     assert delta(before, after, 'ragtune_texts_per_request_bucket{le="4"}') == 1
     assert delta(before, after, "ragtune_encode_batches_total") == 1
     assert after["ragtune_encode_queue_depth"] == 0  # nothing waits once the answer is back
+    # the batcher's hook: one encode call of 3 texts, padded to the longest of them
+    assert delta(before, after, 'ragtune_encode_batch_texts_bucket{le="2"}') == 0
+    assert delta(before, after, 'ragtune_encode_batch_texts_bucket{le="4"}') == 1
+    assert delta(before, after, "ragtune_encode_batch_texts_sum") == 3
+    longest = max(len(encoder.tokenizer(t)["input_ids"]) for t in TEXTS3)
+    assert delta(before, after, "ragtune_encode_batch_padded_tokens_sum") == 3 * longest
+    assert after["ragtune_encode_queue_limit"] == 1024
 
 
 def test_each_request_is_one_json_access_log_line(server_url, caplog):

@@ -172,3 +172,46 @@ def test_typing_a_question_shows_hits_with_file_and_lines(browser, server_url, t
     if keep:
         Path(keep).parent.mkdir(parents=True, exist_ok=True)
         Path(keep).write_bytes(png)
+
+
+@pytest.fixture
+def keyed_server_url(sample_index):
+    """A server that requires ``Authorization: Bearer page-key`` (the page itself is open)."""
+    from ragtune.search.searcher import Searcher
+    from ragtune.serve.app import create_app
+    from ragtune.serve.server import background_server
+
+    searcher = Searcher.open(sample_index, device="cpu")
+    try:
+        with background_server(create_app(searcher, api_key="page-key")) as url:
+            yield url
+    finally:
+        searcher.close()
+
+
+def test_with_an_api_key_the_page_asks_for_it_then_searches(browser, keyed_server_url):
+    browser.call("Page.navigate", url=f"{keyed_server_url}/")
+    browser.wait_for(
+        "document.readyState === 'complete' && "
+        "document.getElementById('info').textContent.includes('chunks')"
+    )  # /health needs no key
+    assert browser.evaluate("getComputedStyle(document.getElementById('keyrow')).display") == "none"
+    browser.click("#hybrid")
+    browser.click("#query")
+    browser.type_text("exponential backoff")
+    browser.press_enter()
+    status = browser.wait_for(
+        "(t => t.startsWith('error') && t)(document.getElementById('status').textContent)"
+    )
+    assert status == (
+        "error: missing API key: send the header 'Authorization: Bearer KEY': "
+        "enter the API key and search again"
+    )
+    assert browser.evaluate("document.activeElement.id") == "key"  # the field is shown, focused
+    browser.type_text("page-key")
+    browser.press_enter()
+    first = browser.wait_for(
+        "document.querySelector('li.hit .loc') && document.querySelector('li.hit .loc').textContent"
+    )
+    assert first == "notes.txt:1-2"
+    assert browser.evaluate("sessionStorage.getItem('ragtune-api-key')") == "page-key"

@@ -33,6 +33,8 @@ def train_cmd(model_dir, data, out, *extra):
         "3",
         "--set",
         "dev_fraction=0",
+        "--recipe",
+        "fixed",
         "--set",
         "log_steps=1",
         "--set",

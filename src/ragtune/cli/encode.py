@@ -21,7 +21,8 @@ def register(app: typer.Typer) -> None:
         epilog=(
             "Examples:\n\n"
             "  echo 'where is the HTTP status line parsed?' | ragtune encode - --kind query\n\n"
-            "  ragtune encode docs.jsonl --field text --out docs.npy --batch-size 64"
+            "  ragtune encode docs.jsonl --field text --out docs.npy --batch-size 64\n\n"
+            "  ragtune encode docs.jsonl --out docs.npy --precision fp32   (same vectors anywhere)"
         ),
     )(encode)
 
@@ -38,9 +39,14 @@ def encode(
     layer: int | None = typer.Option(None, help="Pool from this layer instead of the last."),
     no_normalize: bool = typer.Option(False, "--no-normalize", help="Skip L2 normalisation."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
+    precision: str = typer.Option(
+        "auto",
+        help="auto (bf16 where this CPU runs it faster and the model's vectors agree), fp32, bf16.",
+    ),
 ) -> None:
     """Embed texts with a model and write the vectors (float32)."""
     from ragtune.model import load_model
+    from ragtune.model.precision import PRECISIONS, set_encode_precision
 
     if kind not in ("query", "document", "none"):
         raise RagtuneError(f"unknown --kind {kind!r}; choose query, document or none")
@@ -48,10 +54,13 @@ def encode(
         raise RagtuneError(f"--batch-size must be at least 1, got {batch_size}")
     if layer is not None and layer < 1:
         raise RagtuneError(f"--layer counts from 1 (the first layer), got {layer}")
+    if precision not in PRECISIONS:
+        raise RagtuneError(f"unknown --precision {precision!r}; choose {', '.join(PRECISIONS)}")
     if out is not None:  # before the model loads
         check_output(out, "embeddings", overwrite=overwrite, is_file=True)
     texts = read_texts(source, field=field)
     encoder = load_model(model, layer=layer)
+    set_encode_precision(encoder, precision)
     options: dict[str, Any] = {
         "batch_size": batch_size,
         "normalize": False if no_normalize else None,

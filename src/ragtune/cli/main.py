@@ -24,6 +24,7 @@ app = typer.Typer(
 # Modules under ragtune.cli that define register(app); the order is the order in --help.
 COMMAND_MODULES: tuple[str, ...] = (
     "demo",
+    "tune",
     "data",
     "train",
     "eval",

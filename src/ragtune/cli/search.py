@@ -20,7 +20,8 @@ def register(app: typer.Typer) -> None:
             "Examples:\n\n"
             '  ragtune search my-repo.idx "where is the HTTP status line parsed?" -k 5\n\n'
             '  ragtune search my-repo.idx "retry backoff" --hybrid --json\n\n'
-            "  echo 'how are tokens counted?' | ragtune search my-repo.idx -"
+            "  echo 'how are tokens counted?' | ragtune search my-repo.idx -\n\n"
+            '  ragtune search big.idx "statin side effects" --nprobe 128 --rerank 400'
         ),
     )(search_command)
 
@@ -35,6 +36,12 @@ def search_command(
     ),
     lines: int = typer.Option(12, help="Snippet lines shown per hit (0: all)."),
     device: str | None = typer.Option(None, help="cpu, cuda, ... (default: best)."),
+    nprobe: int | None = typer.Option(
+        None, help="IVF cells searched (default: the index's; more: better recall, slower)."
+    ),
+    rerank: int | None = typer.Option(
+        None, help="IVF-PQ candidates re-scored exactly (default: the index's; 0: none)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Hits as JSON (full text)."),
 ) -> None:
     """Search an index; prints ranked hits with file:line ranges and highlighted snippets."""
@@ -44,6 +51,10 @@ def search_command(
 
     if k < 1:
         raise RagtuneError(f"-k must be at least 1, got {k}")
+    if nprobe is not None and nprobe < 1:
+        raise RagtuneError(f"--nprobe must be at least 1, got {nprobe}")
+    if rerank is not None and rerank < 0:
+        raise RagtuneError(f"--rerank must be >= 0 (0: none), got {rerank}")
     if lines < 0:
         raise RagtuneError(f"--lines must be >= 0 (0: all), got {lines}")
     if query == "-":
@@ -52,7 +63,9 @@ def search_command(
         raise RagtuneError("the query is empty")
     if problem := text_problem(query):
         raise RagtuneError(f"the query {problem.message.removeprefix('text ')}")
-    hits = search(index_dir, query, k, hybrid=hybrid, model=model, device=device)
+    hits = search(
+        index_dir, query, k, hybrid=hybrid, model=model, device=device, nprobe=nprobe, rerank=rerank
+    )
     if as_json:
         print_json({"query": query, "k": k, "hybrid": hybrid, "hits": [h.to_dict() for h in hits]})
         return

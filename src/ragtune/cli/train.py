@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,10 @@ def register(app: typer.Typer) -> None:
         "train",
         epilog=(
             "Examples:\n\n"
-            "  ragtune train --data pairs.jsonl --out runs/mine\n\n"
+            "  ragtune train --data pairs.jsonl --out runs/mine   # recipe auto, budget 30m\n\n"
+            "  ragtune train --data ../scifact --out runs/scifact --budget 1h\n\n"
+            "  ragtune train --data pairs.jsonl --recipe fixed --batch-size 64 --epochs 3 "
+            "--out runs/fixed\n\n"
             "  ragtune train --data ../scifact --eval-data ../scifact --eval-split test "
             "--loss infonce --batch-size 64 --epochs 1 --out runs/scifact\n\n"
             "  ragtune train --config configs/scifact.yaml --set learning_rate=3e-5 "
@@ -45,6 +48,16 @@ def train(
     output: str | None = typer.Option(None, "--out", "-o", help="Model folder to write."),
     query_column: str | None = typer.Option(None, help="Column holding the query."),
     positive_column: str | None = typer.Option(None, help="Column holding the positive."),
+    recipe: str | None = typer.Option(
+        None,
+        help="auto (the default): search batch size, learning rate, epochs and mined hard "
+        "negatives on a held-out dev set within --budget (settings you give stay fixed; data "
+        "too small to search train as fixed); fixed: train exactly the settings given "
+        "(batch 32, 1 epoch, lr 2e-5 unless set).",
+    ),
+    budget: str | None = typer.Option(
+        None, help="Time budget of --recipe auto (default 30m): 30m, 1h, 900s."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint."),
     overrides: list[str] = typer.Option([], "--set", help="Any config field: key=value."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -72,6 +85,8 @@ def train(
         "query_column": query_column,
         "positive_column": positive_column,
         "resume": resume or None,
+        "recipe": recipe,
+        "budget": budget,
     }
     if loss is not None:
         overrides = [f"loss.name={loss}", *overrides]
@@ -97,7 +112,21 @@ def train(
         print_json(summary)
     else:
         rows = {k.replace("_", " "): v for k, v in summary.items() if k != "history"}
+        rows["gate"] = result.gate.reason if result.gate is not None else "not run"
+        rows["mix scores"] = ", ".join(f"a={a:g}: {s:.4f}" for a, s in result.mix_scores) or "-"
+        rows["general checks"] = (
+            "; ".join(
+                f"{c.name} {c.metric} {c.before:.4f} -> {c.after:.4f} ({c.delta:+.4f})"
+                for c in result.general_checks
+            )
+            or "-"
+        )
         out.print(key_value_table("training finished", rows))
+        auto = Path(cfg.output) / "run" / "auto.json"
+        if cfg.recipe == "auto" and auto.is_file():  # the search's candidates, as run/auto.json
+            from ragtune.train.auto import trials_table
+
+            out.print(trials_table(json.loads(auto.read_text())))
 
 
 def result_summary(result: TrainResult) -> dict[str, Any]:
@@ -106,7 +135,7 @@ def result_summary(result: TrainResult) -> dict[str, Any]:
     The keys are the result's own field names (``base_score``, ``pairs_per_second``), so a script
     reads the same names from ``--json`` as from Python; the table shows them with spaces.
     """
-    summary = {f.name: getattr(result, f.name) for f in fields(result)}
+    summary = result.to_dict()  # nested results (gate, general checks) as plain dicts
     summary["output"] = str(summary["output"])
     summary["seconds"] = round(summary["seconds"], 1)
     summary["pairs_per_second"] = round(summary["pairs_per_second"], 2)

@@ -9,7 +9,8 @@ wins and loses by nDCG@10, with the query text and both systems' top documents.
 The verdict's p-value comes from a paired sign-flip (randomisation) test on the per-query
 differences: under "no difference" each query's difference is as likely negative as positive
 (Smucker, Allan & Carterette, "A Comparison of Statistical Significance Tests for Information
-Retrieval Evaluation", CIKM 2007).
+Retrieval Evaluation", CIKM 2007). The statistics live in
+:mod:`ragtune.evaluation.significance`; ``sign_flip_p_value`` is re-exported here.
 
 Example::
 
@@ -33,9 +34,12 @@ from rich.table import Table
 from ragtune.data.schema import EvalSet
 from ragtune.errors import RagtuneError
 from ragtune.evaluation.evaluate import EvalResult
+from ragtune.evaluation.significance import (  # noqa: F401 - re-exported for older imports
+    TIE_TOLERANCE,
+    sign_flip_p_value,
+)
 from ragtune.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
-TIE_TOLERANCE = 1e-9  # per-query differences smaller than this are ties
 SIGNIFICANCE = 0.05
 
 
@@ -323,25 +327,6 @@ def compare(
         columns=columns,
         comparison=comparison,
     )
-
-
-def sign_flip_p_value(deltas: np.ndarray, samples: int = 10_000, seed: int = 0) -> float:
-    """Two-sided p-value of a paired randomisation test that the mean difference is zero.
-
-    Each sample flips the sign of every per-query difference at random; p is the share of
-    samples whose |mean| is at least the observed |mean| (with the observed one counted in).
-    """
-    deltas = np.asarray(deltas, dtype=np.float64)  # (n,)
-    if deltas.size == 0 or not np.any(np.abs(deltas) > TIE_TOLERANCE):
-        return 1.0
-    observed = abs(deltas.mean())
-    rng = np.random.default_rng(seed)
-    hits = 0
-    for start in range(0, samples, 1000):
-        n = min(1000, samples - start)
-        signs = rng.choice(np.array([-1.0, 1.0]), size=(n, deltas.size))  # (n, queries)
-        hits += int(np.sum(np.abs(signs @ deltas) / deltas.size >= observed - 1e-12))
-    return (hits + 1) / (samples + 1)
 
 
 def _compare_pair(

@@ -62,6 +62,15 @@ def check_ids(name: str, ids: torch.Tensor, batch: int) -> None:
         raise LossError(f"{name} must be an integer tensor, got dtype {ids.dtype}")
 
 
+def check_id_rows(name: str, ids: torch.Tensor, batch: int, width: int | None = None) -> None:
+    """Rows of text ids must be an integer tensor of shape (B, width) (any width when None)."""
+    if ids.dim() != 2 or ids.size(0) != batch or (width is not None and ids.size(1) != width):
+        expected = f"({batch}, {width if width is not None else 'K'})"
+        raise LossError(f"{name} must have shape {expected}, got {tuple(ids.shape)}")
+    if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
+        raise LossError(f"{name} must be an integer tensor, got dtype {ids.dtype}")
+
+
 def check_labels(
     labels: torch.Tensor, batch: int, *, low: float, high: float, binary: bool = False
 ) -> None:

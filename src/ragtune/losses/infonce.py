@@ -12,8 +12,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ragtune.losses.checks import check_choice, check_ids, check_negatives, check_pair
+from ragtune.losses.checks import (
+    LossError,
+    check_choice,
+    check_id_rows,
+    check_ids,
+    check_negatives,
+    check_pair,
+)
 from ragtune.losses.distributed import gather, gather_with_grad, rank_and_world_size
+from ragtune.losses.known_positives import known_positive_mask
 from ragtune.losses.similarity import SIMILARITIES, Similarity, score_matrix
 
 
@@ -34,15 +42,26 @@ class InfoNCELoss(nn.Module):
 
     * ``mask_duplicates`` (default on, acts when ids are given): another example's positive whose
       ``positive_ids`` equals this example's positive id (the same text), or that belongs to an
-      example with the same ``query_ids`` (another relevant document of the same query). Hard
-      negatives carry no ids and are not id-masked.
+      example with the same ``query_ids`` (another relevant document of the same query); and,
+      given ``known_positive_ids``, every candidate that is a *known positive* of the row's
+      query: an in-batch positive (by ``positive_ids``) or a hard negative (by
+      ``negative_ids``) whose text id is in the query's row of ``known_positive_ids``. In the
+      symmetric term, positive j does not count query i as a negative when j is one of i's
+      known positives.
     * ``false_negative_margin=m``: any other candidate, in-batch positive or hard negative, whose
       similarity exceeds the example's positive similarity plus ``m`` (a "negative" that scores
       above the positive is more often unlabelled-relevant than truly hard).
 
-    Each call sets ``last_stats``: ``masked_false_negatives`` (id masks),
-    ``masked_by_margin`` (margin masks not already id-masked) and ``candidates`` (columns per
-    query), counted over both directions when symmetric, on this rank.
+    Each call sets ``last_stats``: ``masked_false_negatives`` (id masks, known positives
+    included), ``masked_by_margin`` (margin masks not already id-masked) and ``candidates``
+    (columns per query), counted over both directions when symmetric, on this rank; given
+    ``known_positive_ids`` also ``masked_known_positives`` (the id masks that are a known
+    positive of the row's query) and ``masked_known_hard_negatives`` (those of them that are
+    hard negatives).
+
+    So the loss of query i is, with M(i) its masked columns (never its target t(i))::
+
+        loss_i = -s * sim(q_i, d_t(i)) + log sum_{c not in M(i)} exp(s * sim(q_i, d_c))
 
     Across devices (``gather_across_devices``, acting only when torch.distributed is initialised
     with more than one rank), positives, hard negatives and ids are gathered from all ranks, so each
@@ -51,8 +70,10 @@ class InfoNCELoss(nn.Module):
     parameter gradients match too (see :mod:`ragtune.losses.distributed`).
 
     Inputs:
-        query (B, D), positive (B, D); optional negatives (B, N, D), query_ids (B,) and
-        positive_ids (B,) integer ids of the texts (equal id = equal text).
+        query (B, D), positive (B, D); optional negatives (B, N, D), query_ids (B,),
+        positive_ids (B,) and negative_ids (B, N) integer ids of the texts (equal id = equal
+        text), and known_positive_ids (B, K): the ids of every known positive of each query,
+        rows padded with -1 (K the same on every rank when gathering across devices).
 
     Reference:
         van den Oord et al. 2018, "Representation Learning with Contrastive Predictive Coding"
@@ -69,7 +90,13 @@ class InfoNCELoss(nn.Module):
     """
 
     inputs: ClassVar[tuple[str, ...]] = ("query", "positive")
-    optional_inputs: ClassVar[tuple[str, ...]] = ("negatives", "query_ids", "positive_ids")
+    optional_inputs: ClassVar[tuple[str, ...]] = (
+        "negatives",
+        "query_ids",
+        "positive_ids",
+        "negative_ids",
+        "known_positive_ids",
+    )
 
     def __init__(
         self,
@@ -103,6 +130,8 @@ class InfoNCELoss(nn.Module):
         negatives: torch.Tensor | None = None,
         query_ids: torch.Tensor | None = None,
         positive_ids: torch.Tensor | None = None,
+        negative_ids: torch.Tensor | None = None,
+        known_positive_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         check_pair("query", query, "positive", positive)
         b = query.size(0)
@@ -111,8 +140,14 @@ class InfoNCELoss(nn.Module):
         for name, ids in (("query_ids", query_ids), ("positive_ids", positive_ids)):
             if ids is not None:
                 check_ids(name, ids, b)
+        if negative_ids is not None:
+            if negatives is None:
+                raise LossError("negative_ids given without negatives")
+            check_id_rows("negative_ids", negative_ids, b, negatives.size(1))
+        if known_positive_ids is not None:
+            check_id_rows("known_positive_ids", known_positive_ids, b)
         if not self.mask_duplicates:
-            query_ids = positive_ids = None
+            query_ids = positive_ids = negative_ids = known_positive_ids = None
 
         rank, world_size = rank_and_world_size() if self.gather_across_devices else (0, 1)
         share = gather_with_grad if world_size > 1 else _identity
@@ -123,12 +158,28 @@ class InfoNCELoss(nn.Module):
         targets = rank * b + torch.arange(b, device=query.device)  # (B,)
 
         candidates = all_positive
+        all_negative_ids = None
         if negatives is not None:
             all_negatives = share(negatives.flatten(0, 1))  # (W*B*N, D)
             candidates = torch.cat([all_positive, all_negatives])  # (W*B + W*B*N, D)
+            if negative_ids is not None:
+                all_negative_ids = share_ids(negative_ids).flatten()  # (W*B*N,)
+        n_ex = all_positive.size(0)
 
         stats = {"masked_false_negatives": 0.0, "masked_by_margin": 0.0}
         stats["candidates"] = float(candidates.size(0))
+        known = None  # (B, C): candidate c is a known positive of query i
+        if known_positive_ids is not None:
+            stats["masked_known_positives"] = 0.0  # summed over the directions below
+            column_ids = torch.cat(
+                [
+                    _or_unknown(all_positive_ids, n_ex, query.device),
+                    _or_unknown(all_negative_ids, candidates.size(0) - n_ex, query.device),
+                ]
+            )  # (C,)
+            known = known_positive_mask(known_positive_ids, column_ids)
+            # a hard-negative column is never a target: each known positive there is masked
+            stats["masked_known_hard_negatives"] = float(known[:, n_ex:].sum())
         loss = self._direction(
             query,
             candidates,
@@ -137,11 +188,17 @@ class InfoNCELoss(nn.Module):
             all_query_ids,
             positive_ids,
             all_positive_ids,
+            known,
             stats,
         )
         if self.symmetric:
             all_query = share(query)  # (W*B, D)
-            # Each positive against all queries; the same id rules decide which are false negatives.
+            # Each positive against all queries; the same id rules decide which are false
+            # negatives: query i is one for positive j when j is among i's known positives.
+            reverse_known = None  # (B, W*B)
+            if known_positive_ids is not None and positive_ids is not None:
+                all_known = share_ids(known_positive_ids)  # (W*B, K)
+                reverse_known = known_positive_mask(all_known, positive_ids).T
             reverse = self._direction(
                 positive,
                 all_query,
@@ -150,6 +207,7 @@ class InfoNCELoss(nn.Module):
                 all_query_ids,
                 positive_ids,
                 all_positive_ids,
+                reverse_known,
                 stats,
             )
             loss = (loss + reverse) / 2
@@ -165,6 +223,7 @@ class InfoNCELoss(nn.Module):
         column_query_ids: torch.Tensor | None,  # (W*B,)
         row_positive_ids: torch.Tensor | None,  # (B,)
         column_positive_ids: torch.Tensor | None,  # (W*B,)
+        known: torch.Tensor | None,  # (B, C): the column is a known positive of the row's query
         stats: dict[str, float],
     ) -> torch.Tensor:
         sims = score_matrix(rows, columns, self.similarity)  # (B, C)
@@ -177,8 +236,12 @@ class InfoNCELoss(nn.Module):
             (row_positive_ids, column_positive_ids),
         ):
             if row_ids is not None and column_ids is not None:
-                n_ex = column_ids.size(0)  # example columns; hard negatives have no ids
+                n_ex = column_ids.size(0)  # example columns (hard negatives: known rule only)
                 id_mask[:, :n_ex] |= row_ids[:, None] == column_ids[None, :]
+        if known is not None:
+            known = known & ~is_target
+            stats["masked_known_positives"] += float(known.sum())
+            id_mask |= known
         id_mask &= ~is_target
 
         margin_mask = torch.zeros_like(is_target)
@@ -196,3 +259,10 @@ class InfoNCELoss(nn.Module):
 
 def _identity(t: torch.Tensor) -> torch.Tensor:
     return t
+
+
+def _or_unknown(ids: torch.Tensor | None, n: int, device: torch.device) -> torch.Tensor:
+    """``ids``, or ``n`` unknown ids (-1: a known-positive row never holds them)."""
+    if ids is not None:
+        return ids.long()
+    return torch.full((n,), -1, dtype=torch.long, device=device)

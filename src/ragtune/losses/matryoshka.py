@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import torch
@@ -85,6 +86,10 @@ class MatryoshkaLoss(nn.Module):
                 f"use dims <= {full}"
             )
 
+        # the trainer passes every id it has; the inner loss gets the ones it takes
+        params = inspect.signature(self.loss.forward).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            inputs = {k: v for k, v in inputs.items() if k in params}
         total: torch.Tensor | None = None
         stats: dict[str, float] = {}
         for i, (dim, weight) in enumerate(zip(self.dims, self.weights, strict=True)):

@@ -28,7 +28,9 @@ from torch import nn
 
 from ragtune.errors import RagtuneError
 from ragtune.io import atomic_dir
+from ragtune.model.adapters import is_adapted, merged_backbone, save_adapter
 from ragtune.model.batches import length_sorted_batches
+from ragtune.model.cpu.encode_precision import choose_encode_precision
 from ragtune.model.cpu.fast_paths import (
     NOT_ASKED,
     CpuFastPaths,
@@ -74,6 +76,11 @@ class Encoder(nn.Module):
         self.fused_inference = True
         """fp32 CPU encoding through oneDNN-fused layers where the architecture allows it
         (model/cpu/fused.py); set False to always run the Hugging Face forward."""
+        self.precision: Precision = "auto"
+        """The precision of encode calls that pass none: on a CPU, "auto" is bf16 only after
+        the model's own texts agree (model/cpu/encode_precision.py), else fp32."""
+        self.encode_precision: str | None = None
+        """What the last encode call ran in ("fp32" or "bf16"); None before the first."""
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -203,13 +210,15 @@ class Encoder(nn.Module):
         normalize: bool | None = None,
         show_progress: bool | None = None,
         output: Output = "sentence",
-        precision: Precision = "auto",
+        precision: Precision | None = None,
         description: str = "encoding",
     ) -> Any:
         """Embed texts: float32 array (N, D), or a list of (tokens_i, D) arrays for ``tokens``.
 
         Texts are tokenized once, sorted by token length so batches carry little padding, and
         returned in input order. ``normalize`` overrides the config for this call only.
+        ``precision`` (default: ``self.precision``) is fp32, bf16 or auto; what the call ran in
+        is kept as ``self.encode_precision``.
         """
         if isinstance(texts, str):
             raise RagtuneError("encode expects a list of texts, not a single string")
@@ -226,16 +235,21 @@ class Encoder(nn.Module):
         )
         norm = self.config.normalize if normalize is None else normalize
         device = self.device
+        precision = self.precision if precision is None else precision
+        if precision == "auto" and device.type == "cpu":
+            precision = choose_encode_precision(self, texts, batch_size=batch_size).precision
         autocast = autocast_dtype(precision, device)
+        self.encode_precision = "fp32" if autocast is None else "bf16"
         results: list[Any] = [None] * n
         was_training = self.training
         self.eval()
         depth = self.num_layers if self.config.layer is None else self.config.layer
         show = progress_enabled(show_progress, default=n >= 8 * batch_size)
         try:
-            fused = self._fused_forward()
-            if autocast is not None:
-                fused = None  # the fused path is fp32 only
+            fused: Any = self._fused_forward()
+            if autocast is not None:  # bf16 GEMMs with an fp32 residual (model/cpu/fused.py)
+                bf16 = fused is not None and autocast is torch.bfloat16
+                fused = fused.in_bf16() if bf16 else None
             with make_progress("texts", enabled=show) as bar, torch.inference_mode():
                 task = bar.add_task(description, total=n)
                 for idx in batches:
@@ -357,17 +371,25 @@ class Encoder(nn.Module):
         """Write a sentence-transformers-compatible folder atomically.
 
         A model that pools from an intermediate layer is saved truncated to that layer, so that
-        any loader (sentence-transformers included) computes the same embeddings.
+        any loader (sentence-transformers included) computes the same embeddings. A model with
+        LoRA adapters is saved merged (:mod:`ragtune.model.adapters`): a plain model, written
+        from a copy, while this encoder keeps its adapters; :meth:`save_adapter` writes them alone.
         """
         model = self
-        if self.config.layer is not None and self.config.layer < self.num_layers:
-            model = self.truncate(self.config.layer)
+        if is_adapted(self.backbone):
+            model = Encoder(merged_backbone(self.backbone), self.tokenizer, self.config)
+        if model.config.layer is not None and model.config.layer < model.num_layers:
+            model = model.truncate(model.config.layer)
         target = Path(path)
         with atomic_dir(target) as tmp:
             model.backbone.save_pretrained(tmp, safe_serialization=True)
             model.tokenizer.save_pretrained(tmp)
             write_folder_config(tmp, model.config, model.dim, library_versions())
         return target
+
+    def save_adapter(self, path: str | os.PathLike[str]) -> Path:
+        """Write only the LoRA adapter (PEFT format, safetensors) atomically to ``path``."""
+        return save_adapter(self, path)
 
     def fingerprint(self) -> str:
         """sha256 over the config and every weight: a key for caches of embeddings."""

@@ -1,14 +1,18 @@
 """Which autocast dtype a run uses: one rule for encoding and training.
 
 Why one place: "auto" means bf16 wherever the hardware runs it fast, and the hardware check
-(native bf16 on this CPU?) must not be answered differently by encoding and training. Encoding
-stays fp32 on CPU even with native bf16, so that embeddings and indexes do not depend on the
-machine; training takes bf16 there (bf16 matmuls 2-3x faster, a MiniLM step ~1.7x, equal score).
+(native bf16 on this CPU? :mod:`ragtune.model.cpu.bf16`) must not be answered differently by
+encoding and training. Training takes bf16 on any CPU with native bf16 (bf16 matmuls 2.2x faster
+on AVX512-BF16, 5-6x on AMX; a MiniLM step ~1.7x, equal score). Encoding takes it only after the
+model's own texts agree in both precisions and bf16 was measured faster
+(:mod:`ragtune.model.cpu.encode_precision`, which :meth:`ragtune.model.Encoder.encode` asks
+before calling :func:`autocast_dtype`); here, without that check, "auto" encodes in fp32 on CPU.
+An index records what its vectors were encoded in (:func:`encoding_precision`).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, get_args
 
 import torch
 
@@ -17,6 +21,7 @@ from ragtune.model.cpu.bf16 import cpu_supports_bf16
 from ragtune.progress import console
 
 Precision = Literal["auto", "fp32", "bf16"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 def autocast_dtype(
@@ -44,3 +49,31 @@ def autocast_dtype(
 def precision_name(dtype: torch.dtype | None) -> str:
     """How logs and run files name it: "fp32" or "bfloat16 autocast"."""
     return "fp32" if dtype is None else f"{str(dtype).removeprefix('torch.')} autocast"
+
+
+def set_encode_precision(model: Any, precision: str) -> None:
+    """Make ``precision`` the default of ``model``'s encode calls (``--precision`` of the CLI).
+
+    A PyTorch :class:`~ragtune.model.Encoder` keeps it as ``encoder.precision``. An ONNX export
+    runs at the precision it was exported with: it takes ``auto`` and ``fp32`` and refuses bf16.
+    """
+    if precision not in PRECISIONS:
+        raise RagtuneError(f"unknown precision {precision!r}; choose {', '.join(PRECISIONS)}")
+    if hasattr(model, "precision"):
+        model.precision = precision
+    elif precision == "bf16":
+        quantization = getattr(model, "quantization", "none")
+        raise RagtuneError(
+            "precision bf16 is not available for an ONNX model: it runs at the precision it was "
+            f"exported with ({'fp32' if quantization == 'none' else quantization}); "
+            "choose auto or fp32"
+        )
+
+
+def encoding_precision(model: Any) -> str:
+    """What ``model``'s last encode ran in: "fp32", "bf16", an ONNX "int8"/"int8-all", or
+    "auto" for a PyTorch model that has not encoded yet (its first large call decides)."""
+    if hasattr(model, "encode_precision"):
+        return str(model.encode_precision or getattr(model, "precision", "auto"))
+    quantization = getattr(model, "quantization", "none")
+    return "fp32" if quantization == "none" else str(quantization)

@@ -29,6 +29,7 @@ import numpy as np
 from ragtune.errors import RagtuneError
 from ragtune.io import artefact_kind, atomic_dir, check_output
 from ragtune.model import EmbeddingModel
+from ragtune.model.precision import encoding_precision
 from ragtune.search.chunking import Chunk, HFTokenCounter, chunk_text
 from ragtune.search.files import DEFAULT_MAX_FILE_BYTES, walk_text_files
 from ragtune.search.store import FORMAT, MANIFEST, IndexStore, StoredChunk, StoredFile, write_store
@@ -216,14 +217,9 @@ def build_index(
     report.index_kind = dense.kind
     manifest = {
         "format": FORMAT,
-        "model": {
-            "ref": _model_ref(model_ref, encoder),
-            "fingerprint": fingerprint,
-            "dim": encoder.dim,
-            "config": encoder.config.to_dict(),
-        },
+        "model": model_record(encoder, model_ref),
         "settings": config.settings(),
-        "index": {"kind": dense.kind},
+        "index": {"kind": dense.kind, "params": dense.params},
         "source": str(root_abs),
         "counts": {"files": len(files), "chunks": len(chunks)},
         "skipped": report.skipped,
@@ -286,6 +282,17 @@ def _rebuild_reason(old: IndexStore, fingerprint: str, config: IndexConfig) -> s
     if old.manifest.get("settings") != config.settings():
         return "the chunking or walk settings changed"
     return ""
+
+
+def model_record(encoder: EmbeddingModel, model_ref: str | None = None) -> dict[str, Any]:
+    """What an index records of its model: reference, fingerprint, dim and full config."""
+    return {
+        "ref": _model_ref(model_ref, encoder),
+        "fingerprint": encoder.fingerprint(),
+        "dim": encoder.dim,
+        "config": encoder.config.to_dict(),
+        "precision": encoding_precision(encoder),  # fp32, bf16 (checked), int8 (ONNX)
+    }
 
 
 def _model_ref(model_ref: str | None, encoder: EmbeddingModel) -> str:

@@ -151,22 +151,43 @@ class Searcher:
     def close(self) -> None:
         self.store.close()
 
-    def search(self, query: str, k: int = 10, *, hybrid: bool = False) -> list[Hit]:
-        """The ``k`` best chunks for ``query``."""
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        hybrid: bool = False,
+        nprobe: int | None = None,
+        rerank: int | None = None,
+    ) -> list[Hit]:
+        """The ``k`` best chunks for ``query``.
+
+        ``nprobe`` (IVF cells visited) and ``rerank`` (IVF-PQ candidates re-scored exactly)
+        override the index's recorded defaults for this query; other kinds ignore them.
+        """
         if not query.strip():
             raise RagtuneError("the query is empty")
         vector = self.embed_queries([query])  # (1, D)
-        return self.search_vector(query, vector, k, hybrid=hybrid)
+        return self.search_vector(query, vector, k, hybrid=hybrid, nprobe=nprobe, rerank=rerank)
 
     def search_vector(
-        self, query: str, vector: np.ndarray, k: int, *, hybrid: bool = False
+        self,
+        query: str,
+        vector: np.ndarray,
+        k: int,
+        *,
+        hybrid: bool = False,
+        nprobe: int | None = None,
+        rerank: int | None = None,
     ) -> list[Hit]:
         """Like :meth:`search` with the query already embedded (``vector`` (1, D))."""
         if k < 1:
             raise RagtuneError(f"k must be at least 1, got {k}")
         depth = max(50, 4 * k) if hybrid else k
         with self._lock:
-            scores, ids = self.store.dense.search(vector, depth)  # (1, depth)
+            scores, ids = self.store.dense.search(
+                vector, depth, nprobe=nprobe, rerank=rerank
+            )  # (1, depth)
             found = ids[0] >= 0
             dense_ids = [int(i) for i in ids[0][found]]
             dense_scores = [float(s) for s in scores[0][found]]
@@ -195,6 +216,8 @@ def search(
     hybrid: bool = False,
     model: str | None = None,
     device: str | None = None,
+    nprobe: int | None = None,
+    rerank: int | None = None,
 ) -> list[Hit]:
     """Load the index and its model, and return the ``k`` best chunks for ``query``.
 
@@ -203,6 +226,6 @@ def search(
     """
     searcher = Searcher.open(index_dir, model=model, device=device, checksums=False)
     try:
-        return searcher.search(query, k, hybrid=hybrid)
+        return searcher.search(query, k, hybrid=hybrid, nprobe=nprobe, rerank=rerank)
     finally:
         searcher.close()

@@ -30,6 +30,7 @@ import io
 import json
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,6 +160,8 @@ class IndexStore:
             )
         self._vectors = vectors
         dense = _load_dense(self.folder)
+        if dense.dim == dim and dense.ntotal == n:
+            dense.attach_vectors(vectors)  # IVF-PQ re-ranks its candidates with them
         if dense.ntotal != n or dense.dim != dim:
             raise RagtuneError(
                 f"{self.folder / DENSE_FAISS}: holds {dense.ntotal} vectors of dimension "
@@ -277,6 +280,55 @@ def write_store(
     (folder / VECTORS).write_bytes(buffer.getvalue())
     dense.save(folder / DENSE)
     write_manifest(folder, manifest)  # last: its presence marks the index complete
+
+
+class ChunkTable:
+    """``chunks.sqlite`` written in blocks, for indexes too large to hold as lists.
+
+    Rows must arrive in id order (0, 1, ...), each file's chunks together.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self._conn = sqlite3.connect(folder / DATABASE)
+        self._conn.executescript(_SCHEMA)
+        self.files = 0
+        self.chunks = 0
+
+    def add(self, files: Sequence[StoredFile], chunks: Sequence[StoredChunk]) -> None:
+        if any(c.id != self.chunks + i for i, c in enumerate(chunks)):
+            raise ValueError("chunk ids must continue 0..N-1 in order")
+        try:
+            with self._conn:
+                self._conn.executemany(
+                    "INSERT INTO files VALUES (?, ?, ?, ?)",
+                    [(f.path, f.sha256, f.model_fingerprint, f.chunks) for f in files],
+                )
+                self._conn.executemany(
+                    "INSERT INTO chunks VALUES (?, ?, ?, ?, ?)",
+                    [(c.id, c.path, c.start_line, c.end_line, c.text) for c in chunks],
+                )
+        except sqlite3.IntegrityError:
+            paths = [f.path for f in files]
+            twice = [p for p, n in Counter(paths).items() if n > 1]
+            dup = twice[0] if twice else next((p for p in paths if self._has(p)), paths[0])
+            raise RagtuneError(
+                f"document or file {dup!r} appears twice in the source; ids must be unique"
+            ) from None
+        self.files += len(files)
+        self.chunks += len(chunks)
+
+    def _has(self, path: str) -> bool:
+        return bool(self._conn.execute("SELECT 1 FROM files WHERE path = ?", (path,)).fetchone())
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def finish_store(folder: Path, manifest: dict[str, Any], dense: DenseIndex) -> None:
+    """Complete an index whose ``chunks.sqlite`` (:class:`ChunkTable`) and ``vectors.npy`` are
+    written: save the FAISS index, then the manifest (last)."""
+    dense.save(folder / DENSE)
+    write_manifest(folder, manifest)
 
 
 def _load_dense(folder: Path) -> DenseIndex:

@@ -7,8 +7,10 @@ ranking code lives here once:
   keeps a running top-k per query, so a 1M-document corpus never needs the full ``Q x N`` score
   matrix. Ties are broken by the lower document index, so results are reproducible.
 * :func:`select_top_k` is the same selection over a score matrix you already have (BM25 uses it).
-* :class:`DenseIndex` wraps a FAISS index (``flat`` exact, ``hnsw`` or ``ivf`` approximate) with
-  the inner-product metric; it can be saved and loaded atomically.
+* :class:`DenseIndex` wraps a FAISS index (``flat`` exact; ``hnsw``, ``ivf`` or ``ivfpq``
+  approximate) with the inner-product metric; it can be saved and loaded atomically. ``ivfpq``
+  (:mod:`ragtune.search.ivfpq`) is trained on a sample, filled chunk by chunk and re-ranks its
+  candidates with exact vectors attached from disk (:meth:`DenseIndex.attach_vectors`).
 
 Scores are inner products: with L2-normalised embeddings they are cosine similarities.
 
@@ -16,12 +18,14 @@ Example::
 
     scores, indices = top_k(query_emb, doc_emb, k=10)       # (Q, 10) float32, (Q, 10) int64
     index = DenseIndex.build(doc_emb)                         # "auto": flat below 100k vectors
+    big = DenseIndex(384, "ivfpq"); big.train(sample, n_total=10**6); big.add(chunk); ...
     index.save("runs/index"); index = DenseIndex.load("runs/index")
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -29,12 +33,23 @@ import numpy as np
 
 from ragtune.errors import RagtuneError
 from ragtune.io import atomic_dir
+from ragtune.search.ivfpq import (
+    DEFAULT_NPROBE,
+    DEFAULT_RERANK,
+    new_ivfpq,
+    plan,
+    pq_bits_for,
+    rerank_exact,
+)
 
-IndexKind = Literal["flat", "hnsw", "ivf"]
+IndexKind = Literal["flat", "hnsw", "ivf", "ivfpq"]
 INDEX_KINDS: tuple[str, ...] = get_args(IndexKind)
 
 AUTO_FLAT_BELOW = 100_000
 """``kind="auto"`` picks an exact flat index below this many vectors and HNSW from it on."""
+
+AUTO_IVFPQ_FROM = 1_000_000
+"""``kind="auto"`` picks IVF-PQ from this many vectors on (see :func:`choose_kind`)."""
 
 _QUERY_BLOCK = 1024  # queries scored together; bounds the score block to _QUERY_BLOCK x chunk_size
 
@@ -143,11 +158,15 @@ def choose_kind(n_vectors: int) -> IndexKind:
 
     Below :data:`AUTO_FLAT_BELOW` (100,000) vectors a flat index is exact and a full scan is
     still cheap (one matrix product per query batch); from there on HNSW usually keeps recall@10
-    above 0.95 at a small fraction of the cost and needs no training. IVF is never chosen
-    automatically: it pays off for tens of millions of vectors, where its lower memory matters,
-    and it needs a training pass; ask for it by name.
+    above 0.95 at a small fraction of the cost and needs no training. From
+    :data:`AUTO_IVFPQ_FROM` (1M) vectors on, IVF-PQ with exact re-ranking: HNSW holds every float
+    vector plus its graph in RAM and takes longest to build, while IVF-PQ keeps ~``dim / 8`` bytes
+    per vector (benchmarks/index_scale.py has the growth curve). Plain IVF is never chosen
+    automatically; ask for it by name.
     """
-    return "flat" if n_vectors < AUTO_FLAT_BELOW else "hnsw"
+    if n_vectors < AUTO_FLAT_BELOW:
+        return "flat"
+    return "hnsw" if n_vectors < AUTO_IVFPQ_FROM else "ivfpq"
 
 
 def _check_kind(kind: str) -> IndexKind:
@@ -162,14 +181,18 @@ class DenseIndex:
 
     Args:
         dim: embedding size.
-        kind: ``"flat"`` (exact), ``"hnsw"`` (graph, approximate, no training) or ``"ivf"``
-            (inverted lists, approximate, trained on the first vectors added).
+        kind: ``"flat"`` (exact), ``"hnsw"`` (graph, approximate, no training), ``"ivf"``
+            (inverted lists, approximate, trained on the first vectors added) or ``"ivfpq"``
+            (inverted lists of product-quantised codes; :meth:`train` it on a sample first, or
+            it trains on the first vectors added).
         hnsw_m: HNSW neighbours per node (more: better recall, more memory).
         ef_construction: HNSW build-time beam width.
         ef_search: HNSW search-time beam width (raised to ``k`` when smaller).
         nlist: IVF cluster count; default ``4 * sqrt(n)`` for the ``n`` vectors of the first
             batch added, capped at ``n / 39`` so that k-means has enough points per cluster.
-        nprobe: IVF clusters visited per query.
+        nprobe: IVF clusters visited per query (default 32 for ivf, 64 for ivfpq).
+        pq_m: IVF-PQ sub-quantisers (default ``dim / 8``; must divide ``dim``).
+        rerank: IVF-PQ candidates re-scored with the exact vectors, when attached (0: never).
 
     Positions returned by :meth:`search` are the order vectors were added in (0-based); keep your
     own list of document ids alongside.
@@ -184,7 +207,11 @@ class DenseIndex:
         ef_construction: int = 200,
         ef_search: int = 128,
         nlist: int | None = None,
-        nprobe: int = 32,
+        nprobe: int | None = None,
+        pq_m: int | None = None,
+        pq_bits: int | None = None,
+        train_size: int | None = None,
+        rerank: int = DEFAULT_RERANK,
     ) -> None:
         import faiss
 
@@ -196,17 +223,21 @@ class DenseIndex:
             "ef_construction": ef_construction,
             "ef_search": ef_search,
             "nlist": nlist,
-            "nprobe": nprobe,
+            "nprobe": nprobe or (DEFAULT_NPROBE if kind == "ivfpq" else 32),
         }
+        if kind == "ivfpq":  # the recipe, recorded in index.json (pq_bits, train_size: by train)
+            self.params |= {"pq_m": pq_m, "pq_bits": pq_bits, "train_size": train_size}
+            self.params["rerank"] = rerank
         self._dim = dim
         self._index: Any = None
+        self._exact: np.ndarray | None = None  # (N, D) vectors for re-ranking, see attach_vectors
         if kind == "flat":
             self._index = faiss.IndexFlatIP(dim)
         elif kind == "hnsw":
             self._index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
             self._index.hnsw.efConstruction = ef_construction
             self._index.hnsw.efSearch = ef_search
-        # "ivf" is created on the first add(), when the data to train on (and nlist) is known.
+        # "ivf" and "ivfpq" are created by train() (or the first add()), when the size is known.
 
     @classmethod
     def build(
@@ -230,32 +261,97 @@ class DenseIndex:
     def __len__(self) -> int:
         return self.ntotal
 
+    @property
+    def trained(self) -> bool:
+        return self._index is not None
+
+    def train(self, sample: np.ndarray, n_total: int | None = None) -> None:
+        """Train an ``ivf``/``ivfpq`` index on ``sample`` (M, D) for ``n_total`` vectors to come.
+
+        The cell count follows ``n_total`` (default: the sample size), so a sample of 200k
+        trains the quantisers of a 1M-vector index; IVF-PQ uses the first ``train_size`` rows
+        of the sample (see :func:`ragtune.search.ivfpq.plan`).
+        """
+        sample = self._checked(sample, "sample")
+        if self.kind not in ("ivf", "ivfpq"):
+            raise RagtuneError(f"a {self.kind} index needs no training")
+        if self._index is not None:
+            raise RagtuneError("the index is already trained")
+        if sample.shape[0] == 0:
+            raise RagtuneError("cannot train an index on 0 vectors")
+        if self.kind == "ivf":
+            self._train_ivf(sample)
+            return
+        recipe = plan(
+            max(n_total or 0, sample.shape[0]),
+            self._dim,
+            nlist=self.params["nlist"],
+            pq_m=self.params["pq_m"],
+            nprobe=self.params["nprobe"],
+            rerank=self.params["rerank"],
+        )
+        if sample.shape[0] < recipe.train_size:  # a small sample: fewer cells and PQ centroids
+            train = sample.shape[0]
+            cells = self.params["nlist"] or max(1, min(recipe.nlist, train // 39))
+            recipe = replace(recipe, nlist=cells, train_size=train, pq_bits=pq_bits_for(train))
+        if self.params["pq_bits"]:
+            recipe = replace(recipe, pq_bits=self.params["pq_bits"])
+        index = new_ivfpq(self._dim, recipe)
+        index.train(sample[: recipe.train_size])
+        self.params |= {k: v for k, v in recipe.to_dict().items() if k in self.params}
+        self._index = index
+
+    def attach_vectors(self, vectors: np.ndarray) -> None:
+        """Exact vectors (N, D), row ``i`` = position ``i`` (a memmap is fine), for re-ranking.
+
+        Only ``ivfpq`` uses them: its top ``rerank`` candidates are re-scored exactly.
+        """
+        if vectors.ndim != 2 or vectors.shape[1] != self._dim:
+            raise RagtuneError(f"vectors of shape {vectors.shape} do not fit dimension {self._dim}")
+        self._exact = vectors
+
     def add(self, vectors: np.ndarray) -> None:
         """Append ``vectors`` (N, D); they get positions ``ntotal .. ntotal + N - 1``."""
         vectors = self._checked(vectors, "vectors")
         if vectors.shape[0] == 0:
             return
-        if self._index is None:  # ivf: train on this first batch
-            import faiss
-
-            n = vectors.shape[0]
-            # 4 sqrt(n) lists, but no fewer than 39 training points per list (k-means needs them).
-            nlist = self.params["nlist"] or max(1, min(int(4 * np.sqrt(n)), n // 39))
-            nlist = min(nlist, n)
-            self.params["nlist"] = nlist
-            quantizer = faiss.IndexFlatIP(self._dim)
-            index = faiss.IndexIVFFlat(quantizer, self._dim, nlist, faiss.METRIC_INNER_PRODUCT)
-            index.train(vectors)
-            index.nprobe = self.params["nprobe"]
-            self._index = index
+        if self._index is None and self.kind == "ivfpq":
+            self.train(vectors)
+        elif self._index is None:  # ivf: train on this first batch
+            self._train_ivf(vectors)
         self._index.add(vectors)
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _train_ivf(self, vectors: np.ndarray) -> None:
+        import faiss
+
+        n = vectors.shape[0]
+        # 4 sqrt(n) lists, but no fewer than 39 training points per list (k-means needs them).
+        nlist = self.params["nlist"] or max(1, min(int(4 * np.sqrt(n)), n // 39))
+        nlist = min(nlist, n)
+        self.params["nlist"] = nlist
+        quantizer = faiss.IndexFlatIP(self._dim)
+        index = faiss.IndexIVFFlat(quantizer, self._dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(vectors)
+        index.nprobe = self.params["nprobe"]
+        self._index = index
+
+    def search(
+        self, queries: np.ndarray, k: int, *, nprobe: int | None = None, rerank: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` positions per query: ``(scores (Q, k') float32, indices (Q, k') int64)``.
 
         ``k' = min(k, ntotal)``. Approximate kinds may find fewer than ``k'`` results for some
         queries; those slots hold index ``-1`` and score ``-inf``.
+
+        Args:
+            nprobe: IVF cells visited for this search (default: the index's ``nprobe``).
+            rerank: IVF-PQ candidates re-scored exactly (default: the index's ``rerank``; only
+                with vectors attached). Re-ranked scores are exact inner products.
         """
+        if nprobe is not None and nprobe < 1:
+            raise RagtuneError(f"nprobe must be at least 1, got {nprobe}")
+        if rerank is not None and rerank < 0:
+            raise RagtuneError(f"rerank must be >= 0, got {rerank}")
         queries = self._checked(queries, "queries")
         if k < 1:
             raise RagtuneError(f"k must be at least 1, got {k}")
@@ -265,7 +361,17 @@ class DenseIndex:
             return np.zeros(empty, np.float32), np.zeros(empty, np.int64)
         if self.kind == "hnsw":
             self._index.hnsw.efSearch = max(self.params["ef_search"], k)
-        scores, indices = self._index.search(queries, k)
+        extra: dict[str, Any] = {}
+        if self.kind in ("ivf", "ivfpq"):
+            import faiss
+
+            probes = min(nprobe or self.params["nprobe"], self.params["nlist"])
+            extra["params"] = faiss.SearchParametersIVF(nprobe=probes)  # type: ignore[call-arg]
+        depth = rerank if rerank is not None else self.params.get("rerank", 0)
+        if self.kind == "ivfpq" and self._exact is not None and depth > 0:
+            _, candidates = self._index.search(queries, min(max(k, depth), self.ntotal), **extra)
+            return rerank_exact(queries, candidates, self._exact, k)
+        scores, indices = self._index.search(queries, k, **extra)
         scores = np.asarray(scores, dtype=np.float32)
         indices = np.asarray(indices, dtype=np.int64)
         scores[indices < 0] = -np.inf
@@ -298,7 +404,7 @@ class DenseIndex:
         index._index = faiss.read_index(str(index_path))
         if index.kind == "hnsw":
             index._index.hnsw.efSearch = meta["params"]["ef_search"]
-        elif index.kind == "ivf":
+        elif index.kind in ("ivf", "ivfpq"):
             index._index.nprobe = meta["params"]["nprobe"]
         return index
 

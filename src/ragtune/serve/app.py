@@ -4,7 +4,8 @@ Endpoints::
 
     GET  /               a self-contained search page (no external assets)
     GET  /health         {"status": "ok" | "error", "checks": {"model", "index"}, "model", "dim",
-                         "chunks", "files", "index_kind", "limits"} (503 when a check fails)
+                         "chunks", "files", "index_kind", "queue", "limits"} (503 when a check
+                         fails: the encoder is not running or shutting down, the index changed)
     POST /search         {"query", "k"=10, "hybrid"=false} -> {"hits": [{"rank", "path",
                          "start_line", "end_line", "score", "text"}], ...}
     POST /v1/embeddings  the OpenAI embeddings API (:mod:`ragtune.serve.openai_api`): {"input":
@@ -17,14 +18,22 @@ Endpoints::
 Every error is JSON in the OpenAI shape ``{"error": {"message", "type", "param", "code"}}``:
 413 for a body, batch or text over the limits (:class:`ServeLimits`), 422 for malformed requests
 and for text the tokenizer cannot take (``param`` names it: ``query`` or ``input[i]``), 404/405
-for unknown routes and methods, 500 (``type`` ``server_error``) for anything unexpected.
+for unknown routes and methods, 429 (``Retry-After``) when ``max_queue`` requests already wait
+for the encoder, 503 (``Retry-After``) while the encoder is not running or the server shuts
+down, 504 when a request's embeddings take longer than ``request_timeout_s``, 500 (``type``
+``server_error``) for anything unexpected. The OpenAI SDK retries 429, 503 and 504 by itself.
 Responses only ever contain chunk text stored in the index's SQLite file; no request names a file
 that the server opens.
 
 The model runs on one worker thread (:class:`ragtune.serve.batcher.EncodeBatcher`): concurrent
-requests are queued and encoded together; FAISS and SQLite lookups run in the thread pool. A
+requests are queued (bounded) and encoded together in batches of at most ``max_batch_texts``
+texts and ``max_batch_tokens`` padded tokens; FAISS and SQLite lookups run in the thread pool. A
 request's texts are checked before they join a batch, and a batch that fails anyway is re-run job
 by job, so one bad input fails its own request only.
+
+Shutdown (SIGTERM or Ctrl-C under :func:`ragtune.serve.server.serve`): ``app.state.draining`` is
+set, so requests that still arrive get 503 and ``/health`` reports it; the requests in flight
+finish, then the encoder thread stops after the jobs it has queued.
 
 Needs the ``serve`` extra (FastAPI, uvicorn): ``pip install 'ragtune[serve]'``.
 """
@@ -32,6 +41,7 @@ Needs the ``serve`` extra (FastAPI, uvicorn): ``pip install 'ragtune[serve]'``.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -50,10 +60,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ragtune.errors import RagtuneError
 from ragtune.search.searcher import Searcher
 from ragtune.serve.auth import install_auth
-from ragtune.serve.batcher import EncodeBatcher, Encoded, InputRejected
+from ragtune.serve.batcher import EncodeBatcher, Encoded, InputRejected, QueueFull, Unavailable
 from ragtune.serve.limits import (
     ApiError,
     BodyLimitMiddleware,
+    DrainGate,
     ServeLimits,
     UnexpectedErrorMiddleware,
     describe_validation,
@@ -106,8 +117,8 @@ def create_app(
 
     ``token_encoding`` decodes ``/v1/embeddings`` token arrays of requests that do not name one.
     ``api_key``: required as ``Authorization: Bearer KEY`` on every endpoint but ``/health``
-    (:mod:`ragtune.serve.auth`); ``None`` leaves the app open. ``GET /metrics`` is Prometheus'
-    (:mod:`ragtune.serve.metrics`).
+    and the page (:mod:`ragtune.serve.auth`); ``None`` leaves the app open. ``GET /metrics`` is
+    Prometheus' (:mod:`ragtune.serve.metrics`).
     """
     if token_encoding not in TOKEN_ENCODINGS:
         raise RagtuneError(
@@ -115,7 +126,13 @@ def create_app(
         )
     limits = limits or ServeLimits()
     encoder = searcher.encoder
-    batcher = EncodeBatcher(encoder, max_batch_texts=limits.max_batch_texts)
+    batcher = EncodeBatcher(
+        encoder,
+        max_batch_texts=limits.max_batch_texts,
+        max_batch_tokens=limits.max_batch_tokens,
+        max_queue=limits.max_queue,
+    )
+    draining = threading.Event()
     manifest = searcher.store.manifest
     served = ServedModel(
         name=model_name or _display_name(manifest["model"].get("ref", "")),
@@ -143,14 +160,18 @@ def create_app(
         title="ragtune", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     app.state.batcher = batcher
+    app.state.draining = draining  # set it to refuse new requests (the server's signal handler)
     app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes)
     install_auth(app, api_key)  # outside the body limit: no key, no body read
+    app.add_middleware(DrainGate, draining=draining)
     install_metrics(app, batcher)  # outermost: counts and logs every answer, 401s included
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.message, exc.type, exc.param), exc.status)
+        headers = None if exc.retry_after_s is None else {"Retry-After": str(exc.retry_after_s)}
+        body = error_body(exc.message, exc.type, exc.param, exc.code)
+        return JSONResponse(body, exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -163,12 +184,32 @@ def create_app(
         return JSONResponse(body, exc.status_code, headers=exc.headers)  # 405 keeps its Allow
 
     async def encode(texts: list[str], prompt: str, param: str) -> Encoded:
-        """Encode through the shared batch; a text the tokenizer refuses is this request's 422."""
+        """Encode through the shared batch: a text the tokenizer refuses is this request's 422,
+        a full queue its 429, a stopped encoder its 503, a wait past the timeout its 504."""
         try:
-            return await asyncio.wrap_future(batcher.submit(texts, prompt))
+            future = batcher.submit(texts, prompt)
+        except QueueFull as exc:
+            raise ApiError(
+                429,
+                f"the server is busy ({exc}); retry after {exc.retry_after_s} s",
+                code="queue_full",
+                retry_after_s=exc.retry_after_s,
+            ) from None
+        except Unavailable as exc:
+            raise ApiError(503, f"{exc}; retry later", retry_after_s=1) from None
+        try:
+            # a timeout cancels the future: a job still queued is then skipped by the worker
+            return await asyncio.wait_for(asyncio.wrap_future(future), limits.request_timeout_s)
         except InputRejected as exc:
             name = param if param == "query" else f"{param}[{exc.index}]"
             raise ApiError(422, f"{name}: {exc.reason}", param=name) from None
+        except asyncio.TimeoutError:
+            raise ApiError(
+                504,
+                f"no embeddings within {limits.request_timeout_s:g} s (the server is "
+                "overloaded); retry later",
+                code="timeout",
+            ) from None
 
     @app.get("/", response_class=HTMLResponse)
     async def page() -> HTMLResponse:
@@ -177,8 +218,12 @@ def create_app(
     @app.get("/health")
     async def health() -> JSONResponse:
         changed = await run_in_threadpool(searcher.store.changed_on_disk)
+        if draining.is_set() or batcher.closing:
+            model_check = "shutting down"
+        else:
+            model_check = "ok" if batcher.running else "the encoder thread is not running"
         checks = {
-            "model": "ok" if batcher.running else "the encoder thread is not running",
+            "model": model_check,
             "index": f"changed on disk since the server started ({changed}); restart it"
             if changed
             else "ok",
@@ -192,6 +237,7 @@ def create_app(
             "chunks": served.chunks,
             "files": served.files,
             "index_kind": served.index_kind,
+            "queue": {"waiting": batcher.queued, "max": limits.max_queue},
             "limits": asdict(limits),
         }
         return JSONResponse(body, 200 if healthy else 503)

@@ -6,10 +6,12 @@ the indexed files, so reachable from other machines without a key it is an open 
 :func:`check_exposure` refuses such a setup before anything is bound or loaded.
 
 ``/health`` stays open so that load balancers and orchestrators can probe it without a secret;
-it reports only the model's name, sizes and the checks' outcomes. The key is compared with
-:func:`hmac.compare_digest` (time independent of where the first difference lies), and a
-rejected request is answered before its body is read, so a client without the key cannot make
-the server parse anything.
+it reports only the model's name, sizes and the checks' outcomes. The page at ``/`` stays open
+too: it is the same static HTML for everyone and holds no data; it asks for the key when
+``/search`` answers 401 and sends it as the header (kept in the tab's ``sessionStorage``).
+The key is compared with :func:`hmac.compare_digest` (time independent of where the first
+difference lies), and a rejected request is answered before its body is read, so a client
+without the key cannot make the server parse anything.
 
 Example::
 
@@ -33,8 +35,8 @@ from ragtune.serve.limits import ASGIApp, Receive, Scope, Send, error_body
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-OPEN_PATHS = frozenset({"/health"})
-"""Paths answered without a key."""
+OPEN_PATHS = frozenset({"/health", "/"})
+"""Paths answered without a key (the health check, and the static page that asks for it)."""
 
 
 def is_loopback(host: str) -> bool:

@@ -11,7 +11,11 @@
 ``ragtune_texts_per_request``             histogram  texts per encode request
 ``ragtune_encode_batches_total``          counter    encode calls of the batcher; texts / batches
                                                      is the mean batch size
+``ragtune_encode_batch_texts``            histogram  texts per encode call (the batch size)
+``ragtune_encode_batch_padded_tokens``    histogram  padded tokens per encode call (what
+                                                     ``max_batch_tokens`` bounds)
 ``ragtune_encode_queue_depth``            gauge      requests waiting for the encoder thread
+``ragtune_encode_queue_limit``            gauge      ``max_queue``: past it requests get 429
 ========================================  =========  ==========================================
 
 ``endpoint`` is the route's path (``/search``, ``/v1/embeddings``, ...) and ``other`` for any path
@@ -47,6 +51,7 @@ access_log = logging.getLogger("ragtune.serve.access")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)  # seconds
 TEXTS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
+TOKENS_BUCKETS = (64, 256, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
 
 
 class Histogram:
@@ -83,6 +88,8 @@ class ServeMetrics:
         self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
         self.latency: dict[str, Histogram] = {}
         self.texts_per_request = Histogram(TEXTS_BUCKETS)
+        self.batch_texts = Histogram(TEXTS_BUCKETS)
+        self.batch_tokens = Histogram(TOKENS_BUCKETS)
         self.texts = 0
         self.tokens = 0
 
@@ -96,6 +103,12 @@ class ServeMetrics:
             self.texts += len(encoded.tokens)
             self.tokens += sum(encoded.tokens)
             self.texts_per_request.observe(len(encoded.tokens))
+
+    def observe_batch(self, texts: int, padded_tokens: int) -> None:
+        """The batcher's hook (:data:`ragtune.serve.batcher.BatchHook`), on its thread."""
+        with self._lock:
+            self.batch_texts.observe(texts)
+            self.batch_tokens.observe(padded_tokens)
 
     def render(self) -> str:
         """All series in the text exposition format."""
@@ -122,10 +135,21 @@ class ServeMetrics:
                 "ragtune_encode_batches_total", "counter", "Encode calls of the encoder thread."
             )
             lines.append(f"ragtune_encode_batches_total {self.batcher.batches_run}")
+            with self._lock:
+                name = "ragtune_encode_batch_texts"
+                lines += _header(name, "histogram", "Texts per encode call.")
+                lines += self.batch_texts.lines(name, "")
+                name = "ragtune_encode_batch_padded_tokens"
+                lines += _header(name, "histogram", "Padded tokens per encode call.")
+                lines += self.batch_tokens.lines(name, "")
             lines += _header(
                 "ragtune_encode_queue_depth", "gauge", "Requests waiting for the encoder thread."
             )
             lines.append(f"ragtune_encode_queue_depth {self.batcher.queued}")
+            lines += _header(
+                "ragtune_encode_queue_limit", "gauge", "Waiting requests past which 429 answers."
+            )
+            lines.append(f"ragtune_encode_queue_limit {self.batcher.max_queue}")
         return "\n".join(lines) + "\n"
 
 
@@ -187,7 +211,8 @@ def install_metrics(app: FastAPI, batcher: EncodeBatcher) -> ServeMetrics:
     """Serve ``GET /metrics``, count what ``batcher`` encodes, and observe every request.
 
     Call it after the other middleware so that it is the outermost one. Encode jobs are
-    counted through a done-callback on each future ``batcher.submit`` returns.
+    counted through a done-callback on each future ``batcher.submit`` returns, encode calls
+    through the batcher's ``on_batch`` hook.
     """
     from fastapi.responses import PlainTextResponse
 
@@ -200,6 +225,7 @@ def install_metrics(app: FastAPI, batcher: EncodeBatcher) -> ServeMetrics:
         return future
 
     batcher.submit = counted_submit  # type: ignore[method-assign]
+    batcher.on_batch = metrics.observe_batch
 
     @app.get("/metrics", include_in_schema=False)
     async def _metrics() -> PlainTextResponse:

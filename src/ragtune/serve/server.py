@@ -6,6 +6,12 @@ any free port; the URL it announces has the port chosen), that the address can b
 in use is one line, not a traceback after the model loaded), then the index
 (:meth:`IndexStore.open` verifies it) and only then the model.
 
+Graceful shutdown: on SIGTERM (what ``docker stop``, systemd and Kubernetes send) or Ctrl-C the
+app's ``draining`` flag is set (requests that still arrive get 503, ``/health`` says "shutting
+down"), uvicorn stops accepting connections and waits up to ``request_timeout_s`` + 5 s for the
+requests in flight, which complete normally, then the encoder thread finishes its queue. After a
+SIGTERM the process exits with status 0.
+
 Needs the ``serve`` extra (FastAPI, uvicorn): ``pip install 'ragtune[serve]'``.
 """
 
@@ -13,13 +19,16 @@ from __future__ import annotations
 
 import errno
 import logging
+import signal
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
+import uvicorn
 from fastapi import FastAPI
 
 from ragtune.errors import RagtuneError
@@ -28,6 +37,7 @@ from ragtune.serve.app import create_app
 from ragtune.serve.auth import check_exposure
 from ragtune.serve.limits import ServeLimits
 from ragtune.serve.metrics import access_log
+from ragtune.serve.openai_api import TokenEncoding
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's names
 
@@ -41,8 +51,6 @@ def background_server(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> I
         with background_server(create_app(searcher)) as url:
             httpx.post(f"{url}/search", json={"query": "retry backoff"})
     """
-    import uvicorn
-
     sock = bind(host, port)
     bound = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
@@ -59,6 +67,7 @@ def background_server(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> I
     try:
         yield base_url(host, bound)
     finally:
+        app.state.draining.set()
         server.should_exit = True
         thread.join(30)
         sock.close()
@@ -74,6 +83,7 @@ def serve(
     limits: ServeLimits | None = None,
     log_level: str = "info",
     api_key: str | None = None,
+    token_encoding: TokenEncoding = "cl100k_base",
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Verify the index, load its model and serve the API until interrupted.
@@ -84,11 +94,11 @@ def serve(
             a ``host`` other than loopback is refused without one.
         log_level: at ``info`` and below each request is one JSON line on stderr (the
             ``ragtune.serve.access`` logger) in place of uvicorn's access log.
+        token_encoding: the OpenAI encoding that ``/v1/embeddings`` token arrays are decoded
+            with when a request names none (LangChain sends ``cl100k_base`` ids).
         on_ready: called with the base URL once the index and model are loaded, just before
             the server accepts requests (the CLI prints it).
     """
-    import uvicorn
-
     if log_level not in LOG_LEVELS:
         raise RagtuneError(f"unknown log level {log_level!r}; valid: {', '.join(LOG_LEVELS)}")
     check_exposure(host, api_key)
@@ -96,18 +106,55 @@ def serve(
     try:
         searcher = Searcher.open(index_dir, model=model, device=device)
         try:
-            app = create_app(searcher, limits=limits, api_key=api_key)
-            config = uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False)
-            server = uvicorn.Server(config)
+            limits = limits or ServeLimits()
+            app = create_app(
+                searcher, limits=limits, api_key=api_key, token_encoding=token_encoding
+            )
+            config = uvicorn.Config(
+                app,
+                log_level=log_level,
+                lifespan="on",
+                access_log=False,
+                timeout_graceful_shutdown=int(limits.request_timeout_s) + 5,
+            )
+            server = DrainingServer(config, app.state.draining)
             _print_access_log(log_level)
             sock.listen(2048)  # from here a client is queued, not refused, until uvicorn runs
             if on_ready is not None:
                 on_ready(base_url(host, sock.getsockname()[1]))
-            server.run(sockets=[sock])
+            with _sigterm_is_a_clean_exit():
+                server.run(sockets=[sock])
         finally:
             searcher.close()
     finally:
         sock.close()
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server whose signal handler first sets the app's ``draining`` flag."""
+
+    def __init__(self, config: uvicorn.Config, draining: threading.Event) -> None:
+        super().__init__(config)
+        self.draining = draining
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.draining.set()
+        super().handle_exit(sig, frame)
+
+
+@contextmanager
+def _sigterm_is_a_clean_exit() -> Iterator[None]:
+    """After a graceful shutdown uvicorn raises the signal it caught again, with the handler
+    that was installed before it ran: a no-op one here makes SIGTERM end with status 0 (a
+    stop asked for and done), while Ctrl-C keeps Python's KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda sig, frame: None)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _print_access_log(log_level: str) -> None:

@@ -7,6 +7,10 @@ Unicode form aside) share it, while each keeps its own tokens. The identity ids 
 loss uses to mask in-batch false negatives, and a batch never holds two examples with the same
 query or the same positive by identity: with in-batch negatives such a pair would make one
 example's positive a "negative" of the other.
+
+Rows are also grouped by query (:mod:`ragtune.train.query_groups`): with ``group_by_query`` an
+epoch holds one row per distinct query, and each batch carries every query's known positives so
+the loss never uses a document relevant to a query as that query's negative.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from ragtune.data.schema import Example, LabelledPair
 from ragtune.errors import RagtuneError
 from ragtune.model.batches import Features, pad
 from ragtune.progress import console
+from ragtune.train.query_groups import QueryGroups, group_queries
 
 
 @dataclass
@@ -76,12 +81,17 @@ class Row:
 
 @dataclass
 class TrainingSet:
-    """Examples as id rows plus the token cache that holds their texts."""
+    """Examples as id rows plus the token cache that holds their texts.
+
+    ``groups`` holds the rows of each distinct query and its known positives (empty for
+    labelled pairs, whose loss takes no negatives to mask).
+    """
 
     rows: list[Row]
     cache: TokenCache
     labelled: bool
     num_negatives: int
+    groups: QueryGroups = field(default_factory=lambda: QueryGroups({}, {}))
 
     @property
     def num_texts(self) -> int:
@@ -152,7 +162,15 @@ def build_training_set(
                 )
             )
     cache.tokenize(tokenizer, max_length, {"query": query_prompt, "document": document_prompt})
-    return TrainingSet(rows, cache, labelled, n_neg)
+    same = cache.identity
+    groups = QueryGroups({}, {})
+    if not labelled:
+        groups = group_queries(
+            [same[r.query] for r in rows],
+            [same[r.document] for r in rows],
+            [[same[n] for n in r.negatives] for r in rows],
+        )
+    return TrainingSet(rows, cache, labelled, n_neg, groups)
 
 
 def epoch_batches(
@@ -162,8 +180,14 @@ def epoch_batches(
     epoch: int,
     group_by_length: bool = False,
     min_fill: float = 0.5,
+    group_by_query: bool = True,
 ) -> list[list[int]]:
     """Row indices for every batch of one epoch; the same (seed, epoch) gives the same batches.
+
+    With ``group_by_query`` (and rows that are not labelled pairs) the epoch's rows are one per
+    distinct query (:meth:`~ragtune.train.query_groups.QueryGroups.epoch_rows`: over ``k``
+    epochs each of a query's ``k`` positives once); without, every row. For data where each
+    query has one positive both give the same batches.
 
     Rows are shuffled, then placed greedily: a row whose query or positive text is already in the
     open batch waits for the next one (labelled pairs only avoid repeating a pair). With
@@ -174,7 +198,10 @@ def epoch_batches(
     next epoch's shuffle.
     """
     rng = random.Random(seed * 100_003 + epoch)
-    order = list(range(len(data.rows)))
+    if group_by_query and not data.labelled:
+        order = data.groups.epoch_rows(seed, epoch)  # one row per query
+    else:
+        order = list(range(len(data.rows)))
     rng.shuffle(order)
     if group_by_length:
         window = batch_size * 50
@@ -213,11 +240,17 @@ def epoch_batches(
     return batches
 
 
-def collate(data: TrainingSet, batch: Sequence[int], pad_id: int) -> dict[str, Any]:
+def collate(
+    data: TrainingSet, batch: Sequence[int], pad_id: int, known_positives: bool = True
+) -> dict[str, Any]:
     """Tokenized text columns and loss extras for one batch.
 
     Returns ``{"texts": {column: features}, "extra": {name: tensor}, "reshape": {...}}`` with
     columns named as the losses expect: query/positive/negatives, or query/document/label.
+    The extras of (query, positive) rows are identity ids: ``query_ids`` (B,),
+    ``positive_ids`` (B,), ``negative_ids`` (B, N) and, with ``known_positives``,
+    ``known_positive_ids`` (B, K): every known positive of each row's query, padded with -1
+    (K is the training set's largest group, the same for every batch).
     """
     rows = [data.rows[i] for i in batch]
     ids, same = data.cache.ids, data.cache.identity
@@ -237,5 +270,9 @@ def collate(data: TrainingSet, batch: Sequence[int], pad_id: int) -> dict[str, A
             reshape["negatives"] = (len(rows), data.num_negatives)
             extra["negative_ids"] = torch.tensor(
                 [[same[n] for n in r.negatives] for r in rows], dtype=torch.long
+            )
+        if known_positives:
+            extra["known_positive_ids"] = data.groups.known_positive_ids(
+                [same[r.query] for r in rows]
             )
     return {"texts": texts, "extra": extra, "reshape": reshape}

@@ -71,14 +71,18 @@ class TrainConfig:
     skip_invalid: bool = False
 
     # --- how the recipe is chosen (issue 17)
-    recipe: RecipeName = "fixed"
-    """auto: choose batch size, learning rate, epochs and hard negatives by a small dev-driven
-    search within ``budget`` (train/auto.py); fixed: train exactly the settings given."""
+    recipe: RecipeName = "auto"
+    """auto (the default): choose batch size, learning rate, epochs and mined hard negatives by a
+    small dev-driven search within ``budget`` (train/auto.py); settings you give stay fixed, and
+    data too small to search train as fixed would. fixed: train exactly the settings given."""
     budget: str = "30m"
     """Wall-time budget of ``recipe: auto``'s search (``30m``, ``1h``, ``900s``)."""
     group_by_query: bool = True
     """An epoch is a pass over queries (one positive per query per epoch, every positive used
-    over the epochs), and each query's known positives are masked as negatives in the loss."""
+    over the epochs), and each query's known positives (all positives of its group, by text
+    identity) are masked wherever they would be its negatives, in-batch or hard. False: epochs
+    over pairs, and only copies of a text are masked. Why: with ~40 positives per query a batch
+    is full of other queries' relevant documents used as negatives (train/query_groups.py)."""
 
     # --- publishing: the significance gate and the forgetting guard (issue 17)
     publish_min_gain: float = 0.0
@@ -300,3 +304,7 @@ class TrainConfig:
         check_int("train.lora_rank", self.lora_rank, 1)
         check_number("train.lora_alpha", self.lora_alpha, low=0, low_open=True)
         check_number("train.lora_dropout", self.lora_dropout, low=0, high=1, high_open=True)
+        if not self.lora_targets or not all(str(t).strip() for t in self.lora_targets):
+            raise ConfigValueError(
+                "train.lora_targets: give module-name suffixes, e.g. lora_targets=query,value"
+            )

@@ -7,13 +7,16 @@ step encodes the batch, computes the loss, backpropagates (through GradCache whe
 larger than memory allows), clips, steps and logs, and ends the step in one block: evaluate,
 checkpoint, stop.
 
-The best model by the dev metric is published at the end, and the base model's score is part of
-that comparison: a run that never beats the base model says so instead of saving a worse model as
-"best", and a run without a dev set says its improvement was not measured.
+The best checkpoint by the dev metric is kept in ``run/best``, and the base model is the first
+candidate. After training, :func:`ragtune.train.finish.finish_run` interpolates it with the base
+model, gates it against the base model on the dev queries (a paired significance test) and
+publishes what the gate chose; a run that never beats the base model significantly publishes the
+base model and says so, and a run without a dev set says its improvement was not measured.
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 import time
@@ -31,7 +34,6 @@ from ragtune.train.batching import collate
 from ragtune.train.checkpoint import save_checkpoint
 from ragtune.train.config import TrainConfig
 from ragtune.train.prepare import prepare
-from ragtune.train.publish import publish
 from ragtune.train.state import Run, TrainerState, TrainResult, improvement, remaining_steps
 from ragtune.train.subbatch import embed_by_length
 
@@ -53,17 +55,39 @@ def train(
 
     The process's malloc policy is left as it is: the ``train`` command enters
     :func:`ragtune.model.cpu.cpu_memory_policy` with ``cfg.cpu_memory`` around this call.
+    ``cfg.recipe == "auto"`` hands the run to :func:`ragtune.train.auto.train_auto`, a search
+    over recipes that trains each candidate with :func:`run_loop`.
     """
+    if cfg.recipe == "auto":
+        from ragtune.train.auto import train_auto
+
+        return train_auto(cfg, examples=examples, dev=dev, encoder=encoder)
+    if cfg.general_checks:  # a bad folder fails before the model loads, not after training
+        from ragtune.evaluation.forgetting import check_specs
+
+        check_specs(cfg.general_checks)
     return run_loop(prepare(cfg, examples=examples, dev=dev, encoder=encoder))
 
 
-def run_loop(run: Run) -> TrainResult:
-    """Train from the run's position to its last step, then publish the best model."""
+def run_loop(run: Run, *, finish: bool = True) -> TrainResult:
+    """Train from the run's position to its last step, then finish and publish.
+
+    With ``finish=False`` the result is returned right after training: the best model is in
+    ``run.run_dir / "best"`` (absent without a dev set: then ``run.encoder`` is the model), the
+    base model's per-query dev scores are in ``result.history[0]["per_query"]``, and nothing is
+    interpolated, gated, checked or published; call
+    :func:`ragtune.train.finish.finish_run` on the candidate kept.
+    """
     cfg, state, model = run.cfg, run.state, run.model
+    base: Encoder | str = cfg.model  # a resumed run reloads the base model from its folder
     if state.step == 0 and run.dev is not None and run.is_main:
-        _evaluate(run, 0)  # the base model is the first candidate for "best"
+        _evaluate(run, 0, keep_per_query=True)  # the base model is the first candidate for "best"
         run.encoder.save(run.run_dir / "best")
         console.print(f"base model {cfg.eval_metric} on {run.dev.name}: {state.best_metric:.4f}")
+        if finish:  # the base as saved (merged, truncated), like every later best: mixable
+            base = Encoder.load(run.run_dir / "best", device="cpu")
+    elif state.step == 0 and run.is_main and finish and cfg.general_checks:
+        base = copy.deepcopy(run.encoder).to("cpu")  # only scored by the general checks
 
     plan = remaining_steps(
         state, [len(b) for b in run.batches], cfg.grad_accumulation, run.total_steps
@@ -86,7 +110,7 @@ def run_loop(run: Run) -> TrainResult:
             for i, rows in enumerate(group):
                 local = rows[run.rank * cfg.batch_size : (run.rank + 1) * cfg.batch_size]
                 with dist_utils.maybe_no_sync(model, sync=i == len(group) - 1):
-                    batch = collate(run.data, local, pad_id)
+                    batch = collate(run.data, local, pad_id, cfg.group_by_query)
                     loss_value += _forward_backward(run, batch, scale=1 / len(group))
                 pairs_seen += len(rows)
             if not math.isfinite(loss_value):
@@ -146,8 +170,9 @@ def run_loop(run: Run) -> TrainResult:
                 break
     seconds = time.perf_counter() - started
 
-    # ---- publish: the best model by the dev metric (the base model counts as a candidate)
-    base_score = next((h[cfg.eval_metric] for h in state.history if h["step"] == 0), None)
+    # ---- the result of training: the best model by the dev metric (the base model counts)
+    base_entry = next((h for h in state.history if h["step"] == 0), None)
+    base_score = None if base_entry is None else base_entry[cfg.eval_metric]
     verdict = improvement(base_score, state.best_metric)
     result = TrainResult(
         output=run.out,
@@ -163,15 +188,27 @@ def run_loop(run: Run) -> TrainResult:
         precision=precision_name(run.autocast),
         improvement=verdict,
     )
+    if run.is_main and finish:
+        # ---- finish: interpolate with the base model, gate, general checks, publish
+        from ragtune.train.finish import finish_run
+
+        best_dir = run.run_dir / "best"  # the best as saved, the same form as the base above
+        tuned = (
+            Encoder.load(best_dir, device=run.encoder.device)
+            if run.dev is not None and best_dir.is_dir()
+            else run.encoder
+        )
+        result = finish_run(
+            cfg,
+            tuned=tuned,
+            base=base,
+            dev=run.dev,
+            base_per_query=None if base_entry is None else base_entry.get("per_query"),
+            run_dir=run.run_dir,
+            result=result,
+            tuned_per_query=state.best_per_query,
+        )
     if run.is_main:
-        if verdict == "not measured":
-            console.print(
-                "no dev set: the model is published without a comparison with the base model "
-                "(improvement not measured)",
-                style="yellow",
-                soft_wrap=True,
-            )
-        publish(run.encoder, run.run_dir, run.out, result)
         run.logger.finish(result)
     dist_utils.teardown()
     return result
@@ -216,14 +253,17 @@ def _accepted(loss_fn: torch.nn.Module, extra: dict[str, Any]) -> dict[str, Any]
     return {k: v for k, v in extra.items() if k in params}
 
 
-def _evaluate(run: Run, step: int) -> bool:
+def _evaluate(run: Run, step: int, keep_per_query: bool = False) -> bool:
     """Score the model on the dev set, log it, update the best; True when it is a new best.
 
     Only the main process evaluates; the others (and runs without a dev set) return False.
+    The per-query scores of the best go to the state (the gate compares them with the base
+    model's); ``keep_per_query`` also puts them in this evaluation's history entry.
     """
     if run.dev is None or not run.is_main:
         return False
     from ragtune.evaluation.evaluate import evaluate_encoder
+    from ragtune.evaluation.significance import scores_of
 
     cfg, state = run.cfg, run.state
     result = evaluate_encoder(
@@ -236,10 +276,15 @@ def _evaluate(run: Run, step: int) -> bool:
             f"{', '.join(sorted(result.metrics))}"
         )
     score = float(metrics[cfg.eval_metric.lower()])
-    state.history.append({"step": step, cfg.eval_metric: score})
+    per_query = scores_of(result.per_query, cfg.eval_metric)
+    entry: dict[str, Any] = {"step": step, cfg.eval_metric: score}
+    if keep_per_query:
+        entry["per_query"] = per_query
+    state.history.append(entry)
     run.logger.log({"step": step, "eval": {cfg.eval_metric: score}})
     if state.best_metric is None or score > state.best_metric:
         state.best_metric, state.best_step = score, step
+        state.best_per_query = per_query
         state.evals_without_improvement = 0
         return True
     state.evals_without_improvement += 1

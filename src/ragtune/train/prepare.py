@@ -16,6 +16,7 @@ from ragtune.data.schema import EvalSet, Example, LabelledPair
 from ragtune.errors import RagtuneError
 from ragtune.io import check_output
 from ragtune.losses import build_from_config, wrap_grad_cache
+from ragtune.model.adapters import apply_adapter
 from ragtune.model.cpu import enable_cpu_fast_paths
 from ragtune.model.encoder import Encoder
 from ragtune.model.precision import autocast_dtype, precision_name
@@ -78,6 +79,7 @@ def prepare(
         encoder.set_hidden_dropout(cfg.hidden_dropout)
     if cfg.gradient_checkpointing:
         encoder.backbone.gradient_checkpointing_enable()
+    apply_adapter(encoder, cfg)  # LoRA (adapter: lora): only the adapter trains from here
     # Cheap dropout masks and fp32 attention under bf16 autocast (model/cpu/); the fused
     # inference path is checked lazily by the first evaluation's encode().
     enable_cpu_fast_paths(encoder, training=True, fused=False)
@@ -114,10 +116,23 @@ def prepare(
     # ---- batches, optimizer, schedule. Every epoch's batches are fixed by (seed, epoch): built
     # once, used for the step count, the loop and resuming at the saved position.
     min_fill = 1.0 if world > 1 else 0.5  # every rank needs an equal, full slice
+    # group_by_query: an epoch is one row per query, so multi-positive data has fewer steps
+    # per epoch; the step count, the schedule and resume all read these same batches.
     batches = [
-        epoch_batches(data, cfg.batch_size * world, cfg.seed, e, cfg.group_by_length, min_fill)
+        epoch_batches(
+            data,
+            cfg.batch_size * world,
+            cfg.seed,
+            e,
+            cfg.group_by_length,
+            min_fill,
+            group_by_query=cfg.group_by_query,
+        )
         for e in range(cfg.epochs)
     ]
+    grouping = data.groups.summary(len(data.rows), cfg.group_by_query)
+    if grouping:
+        notes.append(grouping)
     total_steps = sum(math.ceil(len(b) / cfg.grad_accumulation) for b in batches)
     if cfg.max_steps:
         total_steps = min(total_steps, cfg.max_steps)

@@ -1,15 +1,13 @@
-"""Writing a run's results: the resolved config and data fingerprint, then the best model."""
+"""Writing a run's results: the resolved config and data fingerprint, then the published model."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 from ragtune.config import to_dict
 from ragtune.io import atomic_dir, atomic_write_json, atomic_write_text, crash_point
 from ragtune.model.encoder import Encoder
-from ragtune.progress import console
 from ragtune.train.card import write_model_card
 from ragtune.train.config import TrainConfig
 from ragtune.train.data import data_fingerprint
@@ -46,27 +44,21 @@ def publish(
 ) -> None:
     """Replace ``out`` by the complete new model folder in one step, ``run/`` moved into it.
 
-    The new folder (the best model, or ``encoder`` when no dev set chose one, plus the model
-    card and the completion marker) is built as a hidden sibling of ``out``; then ``out/run``
-    moves into it and the two folders are exchanged (:func:`ragtune.io.atomic_dir`). A kill at
-    any instant leaves ``out`` as the previous model or as the new one, each complete, and the
-    next write to ``out`` finishes or removes what was left beside it.
+    ``encoder`` is the model to publish, as :func:`ragtune.train.finish.finish_run` chose it
+    (the tuned model, its interpolation with the base model, or the base model itself). The new
+    folder (its weights, the model card and the completion marker) is built as a hidden sibling
+    of ``out``; then ``out/run`` moves into it and the two folders are exchanged
+    (:func:`ragtune.io.atomic_dir`). A kill at any instant leaves ``out`` as the previous model
+    or as the new one, each complete, and the next write to ``out`` finishes or removes what was
+    left beside it.
     """
-    best = run_dir / "best"
     with atomic_dir(out, "model", overwrite=overwrite, carry=(run_dir.name,)) as tmp:
-        if best.is_dir():
-            shutil.copytree(best, tmp, dirs_exist_ok=True)
-            if not result.improved:
-                console.print(
-                    "[bold red]training did not beat the base model on the dev set: "
-                    "the published model is the base model, unchanged"
-                )
-        else:
-            saved = encoder.save(tmp / "model")
-            for item in list(saved.iterdir()):
-                item.rename(tmp / item.name)
-            saved.rmdir()
+        saved = encoder.save(tmp / "model")
+        for item in list(saved.iterdir()):
+            item.rename(tmp / item.name)
+        saved.rmdir()
         write_model_card(tmp, result, run=run_dir)
         crash_point("publish:built")
-    summary = {k: v for k, v in result.__dict__.items() if k != "output"}
+    summary = result.to_dict() if hasattr(result, "to_dict") else dict(result.__dict__)
+    summary.pop("output", None)
     atomic_write_json(run_dir / "summary.json", {"output": str(out), **summary})

@@ -10,7 +10,7 @@ position and the dev history); :class:`Run` is everything the loop needs, as
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -18,14 +18,18 @@ if TYPE_CHECKING:
     import torch
 
     from ragtune.data.schema import EvalSet
+    from ragtune.evaluation.forgetting import GeneralCheck
     from ragtune.losses import GradCache
     from ragtune.model.encoder import Encoder
     from ragtune.train.batching import TrainingSet
     from ragtune.train.config import TrainConfig
+    from ragtune.train.gate import GateDecision
     from ragtune.train.logs import RunLogger
 
 Improvement = Literal["improved", "not improved", "not measured"]
 """How the published model compares with the base model on the dev set."""
+Published = Literal["tuned", "base"]
+"""Which model the output folder holds: the tuned (possibly interpolated) one or the base."""
 
 
 @dataclass
@@ -39,6 +43,10 @@ class TrainerState:
     best_step: int = -1
     evals_without_improvement: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    """``{"step", <metric>}`` per dev evaluation; the base model's entry (step 0) also holds
+    ``"per_query"``: ``{query id: score}``, what the significance gate compares against."""
+    best_per_query: dict[str, float] | None = None
+    """Per-query dev scores of the best evaluation, so the gate need not score it again."""
 
 
 @dataclass
@@ -54,13 +62,30 @@ class TrainResult:
     best_score: float | None
     best_step: int
     improved: bool
-    """True only when the published model's dev score is strictly above the base model's."""
+    """True only when the tuned model is published because the significance gate said so
+    (train/gate.py): its dev gain is above publish_min_gain with p below publish_p."""
     history: list[dict[str, Any]] = field(default_factory=list)
     precision: str = "fp32"
     """What the run trained in ("fp32" or "bfloat16 autocast"): what precision="auto" became."""
     improvement: Improvement = "not measured"
     """"improved" / "not improved" on the dev set; "not measured" when no dev set scored both
     models (``improved`` is then False: no claim is made)."""
+    published: Published = "tuned"
+    """What the output folder holds (the base model when the gate refused the tuned one)."""
+    published_score: float | None = None
+    """Dev score of the published model (the chosen interpolation, or the base model)."""
+    mix_weight: float | None = None
+    """The chosen a of theta = a * tuned + (1 - a) * base (None: no interpolation ran)."""
+    mix_scores: list[tuple[float, float]] = field(default_factory=list)
+    """``[(a, dev score)]`` of every weight tried, in grid order."""
+    gate: GateDecision | None = None
+    """The significance gate's decision and the dev evidence (None: not run yet)."""
+    general_checks: list[GeneralCheck] = field(default_factory=list)
+    """The general-domain checks, base before vs published after (never used to choose)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{field name: value}`` with nested results as plain dicts (for JSON)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
 
 @dataclass
@@ -111,6 +136,18 @@ def improvement(base_score: float | None, best_score: float | None) -> Improveme
     if base_score is None or best_score is None:
         return "not measured"
     return "improved" if best_score > base_score else "not improved"
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
 
 
 def remaining_steps(

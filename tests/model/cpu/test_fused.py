@@ -8,7 +8,7 @@ import torch
 from transformers import RobertaConfig, RobertaModel
 
 from ragtune.model import CpuFastPaths, Encoder, EncoderConfig, enable_cpu_fast_paths
-from ragtune.model.cpu.fused import FusedForward, unsupported_reason
+from ragtune.model.cpu.fused import FusedBf16Forward, FusedForward, unsupported_reason
 from tests.conftest import TINY_SIZES, make_tiny_encoder, tiny_bert
 
 TEXTS = [
@@ -93,17 +93,49 @@ def test_unsupported_models_fall_back_to_hugging_face(tokenizer):
     assert encoder.cpu_fast_paths.describe()["fused_inference"] == "no: activation 'relu'"
 
 
-def test_bf16_and_training_do_not_use_the_fused_path(tokenizer, monkeypatch):
+def test_bf16_runs_its_own_fused_forward_and_training_the_hugging_face_one(tokenizer, monkeypatch):
     encoder = make_tiny_encoder(tokenizer)
     assert enable_cpu_fast_paths(encoder, training=False).fused is not None
-    calls: list[int] = []
-    run = FusedForward.__call__
-    monkeypatch.setattr(FusedForward, "__call__", lambda *a: calls.append(1) or run(*a))
+    calls: list[str] = []
+    run, run16 = FusedForward.__call__, FusedBf16Forward.__call__
+    monkeypatch.setattr(FusedForward, "__call__", lambda *a: calls.append("fp32") or run(*a))
+    monkeypatch.setattr(FusedBf16Forward, "__call__", lambda *a: calls.append("bf16") or run16(*a))
     encoder.encode(TEXTS, batch_size=2, precision="bf16")
-    assert calls == []  # only fp32 runs through it
-    encoder.encode(TEXTS, batch_size=2)
-    assert calls == [1, 1]  # one call per batch of two
+    assert calls == ["bf16", "bf16"]  # one call per batch of two
+    encoder.encode(TEXTS, batch_size=2, precision="fp32")
+    assert calls[2:] == ["fp32", "fp32"]
     encoder.train()
     features = encoder.tokenize(TEXTS)
     encoder(features).sum().backward()  # forward() is always the autograd-capable HF path
     assert encoder.backbone.encoder.layer[0].output.dense.weight.grad is not None
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_fused_bf16_agrees_with_bf16_autocast_of_the_hugging_face_forward(tokenizer):
+    encoder = make_tiny_encoder(tokenizer)
+    fused16 = encoder.encode(TEXTS, precision="bf16")
+    fp32 = encoder.encode(TEXTS, precision="fp32")
+    encoder.fused_inference = False  # bf16 autocast over the Hugging Face layers
+    autocast = encoder.encode(TEXTS, precision="bf16")
+    # both are bf16 GEMMs with fp32 LayerNorm and residual: as close to fp32 as each other
+    assert _cosines(fused16, fp32).min() > 0.9995
+    assert _cosines(autocast, fp32).min() > 0.9995
+    assert _cosines(fused16, autocast).min() > 0.9995
+    assert not np.array_equal(fused16, fp32)  # the GEMMs did run in bf16
+
+
+def test_fused_bf16_casts_the_weights_again_after_they_change(tokenizer):
+    encoder = make_tiny_encoder(tokenizer)
+    before = encoder.encode(TEXTS, precision="bf16")
+    with torch.no_grad():  # what an optimizer step does between two evaluations
+        torch.manual_seed(1)
+        for p in encoder.backbone.encoder.parameters():
+            p.add_(torch.randn_like(p))
+    after = encoder.encode(TEXTS, precision="bf16")
+    encoder.fused_inference = False
+    reference = encoder.encode(TEXTS, precision="bf16")
+    assert _cosines(after, reference).min() > 0.9995
+    assert _cosines(after, before).min() < 0.99  # the old bf16 copies were not used

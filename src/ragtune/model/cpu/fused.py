@@ -8,9 +8,19 @@ linear with post-ops adds the bias, applies GELU or adds the residual while the 
 still in cache. The arithmetic is the same fp32 (hidden states differ by ~1e-6), so embeddings
 stay equal to the Hugging Face forward within 1e-5.
 
-Only for inference (oneDNN's fused linear has no autograd), only in fp32 on CPU, and only for the
+Only for inference (oneDNN's fused linear has no autograd), on CPU, and only for the
 architectures it understands: :func:`unsupported_reason` names what stops it, and
 :meth:`FusedForward.verify` compares it with the Hugging Face forward once before it is trusted.
+
+bf16 (:meth:`FusedForward.in_bf16`, what ``precision="bf16"`` encodes with on CPU): the same
+layers with bf16 copies of the linear weights, so every GEMM runs oneDNN's bf16 kernel, while the
+residual stream and LayerNorm stay fp32 (as under autocast: a residual carried in bf16 moved
+MiniLM's worst SciFact vector to cosine 0.99994 instead of 0.99998, for 5% more speed). Measured
+on the 2-core AVX512-BF16 EPYC (shared, 32 abstracts, best of 3): 10.05 s fused fp32, 7.23 s
+bf16 autocast of the Hugging Face forward, 6.30 s this path (1.60x fp32, 1.15-1.28x autocast),
+min cosine to fp32 0.99998 for both bf16 paths. Autocast re-casts every weight in every batch
+and leaves bias, GELU and residual as separate passes; here the weights are cast once (again
+only when a weight changes) and the post-ops stay fused.
 """
 
 from __future__ import annotations
@@ -78,6 +88,13 @@ class FusedForward:
         self.backbone: Any = backbone
         self.layers: list[Any] = list(_get(backbone, "encoder.layer"))
         self.gelu = _GELU[backbone.config.hidden_act]  # type: ignore[union-attr,index]
+        self._bf16: FusedBf16Forward | None = None
+
+    def in_bf16(self) -> FusedBf16Forward:
+        """The same forward with bf16 GEMMs and an fp32 residual stream (module docstring)."""
+        if self._bf16 is None:
+            self._bf16 = FusedBf16Forward(self)
+        return self._bf16
 
     def __call__(self, features: dict[str, torch.Tensor], num_layers: int) -> torch.Tensor:
         mask = features["attention_mask"]  # (B, T)
@@ -119,6 +136,61 @@ class FusedForward:
         real = features["attention_mask"].bool()
         diff = float((mine[real] - reference[real]).abs().max())
         return diff if diff <= tolerance else None
+
+
+class FusedBf16Forward:
+    """:class:`FusedForward` with bf16 weight copies; hidden states come back in fp32."""
+
+    def __init__(self, fp32: FusedForward) -> None:
+        self.fp32 = fp32
+        self._weights: dict[int, tuple[tuple[int, int], torch.Tensor, torch.Tensor]] = {}
+
+    def _bf16(self, lin: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
+        """bf16 (weight, bias) of ``lin``, cast again only after the fp32 weight changed."""
+        version = (lin.weight.data_ptr(), lin.weight._version + lin.bias._version)
+        known = self._weights.get(id(lin))
+        if known is None or known[0] != version:
+            known = (version, lin.weight.to(torch.bfloat16), lin.bias.to(torch.bfloat16))
+            self._weights[id(lin)] = known
+        return known[1], known[2]
+
+    def _linear(self, x: torch.Tensor, lin: nn.Linear, post: str = "none") -> torch.Tensor:
+        weight, bias = self._bf16(lin)
+        algorithm = self.fp32.gelu if post == "gelu" else ""
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, post, [], algorithm)
+
+    def __call__(self, features: dict[str, torch.Tensor], num_layers: int) -> torch.Tensor:
+        with torch.autocast("cpu", enabled=False):
+            backbone = self.fp32.backbone
+            mask = features["attention_mask"]  # (B, T)
+            extra = {k: features[k] for k in ("token_type_ids", "position_ids") if k in features}
+            x = backbone.embeddings(input_ids=features["input_ids"], **extra).float()  # (B, T, H)
+            b, t, h = x.shape
+            keep = mask.bool()[:, None, None, :]  # (B, 1, 1, T)
+            flat = x.reshape(b * t, h)  # fp32 residual stream
+            for layer in self.fp32.layers[:num_layers]:
+                flat = self._layer(layer, flat, keep, b, t)
+            return flat.view(b, t, h)
+
+    def _layer(
+        self, layer: Any, x: torch.Tensor, keep: torch.Tensor, b: int, t: int
+    ) -> torch.Tensor:
+        attn = layer.attention.self
+        heads, size = attn.num_attention_heads, attn.attention_head_size
+        x16 = x.to(torch.bfloat16)  # (B*T, H): the GEMMs' input
+
+        def split(lin: nn.Linear) -> torch.Tensor:  # (B*T, H) -> (B, heads, T, d)
+            return self._linear(x16, lin).view(b, t, heads, size).transpose(1, 2)
+
+        context = F.scaled_dot_product_attention(
+            split(attn.query), split(attn.key), split(attn.value), attn_mask=keep
+        )  # (B, heads, T, d) bf16
+        context = context.transpose(1, 2).reshape(b * t, heads * size)
+        out = layer.attention.output
+        x = _layer_norm(self._linear(context, out.dense).float().add_(x), out.LayerNorm)
+        inner = self._linear(x.to(torch.bfloat16), layer.intermediate.dense, "gelu")
+        down = self._linear(inner, layer.output.dense).float().add_(x)
+        return _layer_norm(down, layer.output.LayerNorm)
 
 
 def _linear(x: torch.Tensor, lin: nn.Linear) -> torch.Tensor:

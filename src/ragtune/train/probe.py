@@ -1,0 +1,87 @@
+"""How fast this machine trains on these data: the throughput ``recipe: auto`` plans with."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ragtune.data.schema import Example
+from ragtune.model.encoder import Encoder
+from ragtune.train.config import TrainConfig
+from ragtune.train.recipe import Throughput
+
+PROBE_PAIRS = 32
+"""Pairs per probe step: one CPU GradCache mini-batch, the shape most real steps run at."""
+PROBE_STEPS = 4
+"""Probe steps; the first (allocations, kernel choice) is not timed, the median of the rest is."""
+
+
+def measure_throughput(
+    encoder: Encoder,
+    examples: list[Any],
+    cfg: TrainConfig,
+    *,
+    pairs: int = PROBE_PAIRS,
+    steps: int = PROBE_STEPS,
+    max_seconds: float = float("inf"),
+    clock: Callable[[], float] = time.perf_counter,
+) -> Throughput:
+    """Training pairs and encoded texts per second on this machine, at the data's lengths.
+
+    ``steps`` forward+backward passes of ``pairs`` (query, positive) pairs on a copy of the model
+    with the training fast paths and precision a run uses; the first is a warm-up and not timed,
+    and the median of the others counts (one step slowed by another process does not move it).
+    Then one no-grad forward of the same texts. Once the probe has spent ``max_seconds``
+    (``train_auto`` gives it 3% of the budget) it stops after the step it is in: on a slow or
+    loaded machine one timed step is all it can afford, and the re-plan corrects the rest.
+    ~15 s for MiniLM on two quiet CPU cores; the copy is discarded, no weight changes.
+
+    Why several steps: a single timed step right after the warm-up measured SciFact at about
+    half its real speed on a loaded machine and planned 1 epoch where 5 fit. The search
+    re-plans from real steps after its first rung anyway
+    (:func:`ragtune.train.recipe.replan_epochs`).
+    """
+    from ragtune.model.cpu import enable_cpu_fast_paths
+    from ragtune.model.precision import autocast_dtype
+
+    probe = copy.deepcopy(encoder)
+    enable_cpu_fast_paths(probe, training=True, fused=False)
+    dtype = autocast_dtype(cfg.precision, probe.device, training=True)
+    rows = examples[:: max(1, len(examples) // pairs)][:pairs]
+    docs = [r.positive if isinstance(r, Example) else r.document for r in rows]
+    spec = probe.config
+    tokens = [
+        {k: v.to(probe.device) for k, v in probe.tokenize(texts, prompt).items()}
+        for texts, prompt in (
+            ([r.query for r in rows], spec.query_prompt),
+            (docs, spec.document_prompt),
+        )
+    ]
+    labels = torch.arange(len(rows), device=probe.device)
+
+    def train_step() -> float:
+        t0 = clock()
+        with torch.autocast(probe.device.type, dtype=dtype or torch.float32, enabled=bool(dtype)):
+            q, d = (probe(t).float() for t in tokens)  # (pairs, D) each
+        torch.nn.functional.cross_entropy(20 * q @ d.T, labels).backward()
+        probe.zero_grad(set_to_none=True)
+        return clock() - t0
+
+    probe.train()
+    spent = train_step()  # the warm-up, not timed
+    timed: list[float] = []
+    while len(timed) < max(1, steps - 1) and (not timed or spent < max_seconds):
+        timed.append(train_step())
+        spent += timed[-1]
+    train_s = sorted(timed)[len(timed) // 2]
+    probe.eval()
+    with torch.no_grad():
+        t0 = clock()
+        for t in tokens:
+            probe(t)
+        encode_s = clock() - t0
+    return Throughput(len(rows) / max(train_s, 1e-6), 2 * len(rows) / max(encode_s, 1e-6))

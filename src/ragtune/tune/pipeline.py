@@ -1,0 +1,381 @@
+"""``tune``: label-free fine-tuning of the base model on a folder (or a BEIR corpus).
+
+Stages, each resumable (work/stages.json) with atomic outputs under ``<out>/work``:
+
+1. ``chunks``: chunk the folder as ``ragtune index`` does (chunks.jsonl);
+2. ``queries:<generator>``: pseudo-queries of each generator (queries-<name>.jsonl);
+3. ``filter``: round-trip consistency with the base BM25+dense fusion (filtered.jsonl);
+4. ``split``: by file into train/dev/test, capped by seeded samples (splits.json);
+5. ``mine``: one hard negative per training pair, false negatives filtered (mined.jsonl);
+6. ``train``: the public :func:`ragtune.train.train` with the dev set gating (``<out>/model``);
+7. ``report``: base vs tuned vs BM25 on the held-out pseudo-queries, per generator, and on the
+   user's questions split into dev and test (:mod:`ragtune.tune.question_split`); counts per
+   generator and filter (``<out>/tune.md``, ``tune.png``, ``tune.json``; ``<out>/report``: the
+   held-out queries one by one);
+8. ``index``: the folder indexed with the published model (``<out>/index``).
+
+Why this order: the filter needs every chunk (a pseudo-query must find its chunk among all of
+them), and the split comes after it so dev and test hold only pairs that passed, as training does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ragtune.config import load_config
+from ragtune.data.schema import EvalSet
+from ragtune.errors import RagtuneError
+from ragtune.evaluation.evaluate import EvalResult, evaluate_bm25, evaluate_encoder
+from ragtune.evaluation.report import Report, compare
+from ragtune.io import (
+    artefact_kind,
+    atomic_dir,
+    atomic_write_json,
+    check_output,
+    claim_output,
+    write_marker,
+)
+from ragtune.model.encoder import Encoder
+from ragtune.progress import console
+from ragtune.pseudo.generators import Generator, GeneratorOptions, make_generator
+from ragtune.pseudo.llm import NAME as LLM_NAME
+from ragtune.pseudo.llm import LlmGenerator
+from ragtune.pseudo.pairs import PseudoPair
+from ragtune.pseudo.roundtrip import RoundTripConfig, round_trip_filter
+from ragtune.pseudo.split import split_by_file
+from ragtune.search.build import IndexConfig, build_index
+from ragtune.search.chunking import Chunk
+from ragtune.train import TrainConfig, train
+from ragtune.tune.config import TuneConfig
+from ragtune.tune.counts import code_files_without_pairs, example_queries, pair_counts
+from ragtune.tune.evalsets import positive_id, pseudo_evalset, question_evalset, sample
+from ragtune.tune.inputs import load_chunks, read_questions
+from ragtune.tune.negatives import example_from_json, mine_examples
+from ragtune.tune.question_split import split_questions
+from ragtune.tune.report import save_tune_report
+from ragtune.tune.stages import Stages, read_jsonl, stage_key, write_jsonl
+
+QUESTIONS_FOR_A_TEST = 40
+"""With at least this many questions, half of them (by file) are a test set of their own."""
+
+
+@dataclass
+class TuneResult:
+    output: Path
+    report: Report
+    improved: bool
+    summary: dict[str, Any]
+    serve_command: str
+
+
+def run_tune(cfg: TuneConfig) -> TuneResult:
+    """Run every stage into ``cfg.output``, reusing the stages an earlier run finished."""
+    started = time.perf_counter()
+    questions = read_questions(cfg.queries) if cfg.queries else []  # bad input fails first
+    out = claim_output(cfg.output, "tune", overwrite=cfg.overwrite, sources=[cfg.input])
+    for part, kind in (("model", "model"), ("index", "index"), ("report", "report")):
+        check_output(out / part, kind)
+    work, cache = out / "work", out / "cache"
+    work.mkdir(parents=True, exist_ok=True)
+    write_marker(out, "tune", complete=False)
+    stages = Stages(work)
+    base = Encoder.load(cfg.model, max_seq_length=cfg.max_seq_length)
+
+    console.rule("[bold]1. chunks")
+    key = stage_key(cfg.input, cfg.exclude, cfg.model, cfg.max_seq_length)
+    if not stages.fresh("chunks", key, work / "chunks.jsonl"):
+        loaded = load_chunks(cfg.input, base, cfg.exclude)
+        write_jsonl(work / "chunks.jsonl", [asdict(c) for c in loaded.chunks])
+        atomic_write_json(
+            work / "chunks.json",
+            {"files": loaded.files, "skipped": dict(loaded.skipped), "folder": loaded.is_folder},
+        )
+        stages.finish("chunks", key)
+    chunks = [Chunk(**r) for r in read_jsonl(work / "chunks.jsonl")]
+    meta = _read_json(work / "chunks.json")
+    console.print(f"{len(chunks)} chunks from {meta['files']} files (skipped {meta['skipped']})")
+    if not chunks:
+        raise_empty(cfg.input)
+
+    console.rule("[bold]2. pseudo-queries")
+    generated: dict[str, dict[str, Any]] = {}
+    pairs: list[PseudoPair] = []
+    for name in cfg.generators:
+        gkey = stage_key(key, name, cfg.seed, cfg.max_per_chunk, _llm_key(cfg, name))
+        path = work / f"queries-{name}.jsonl"
+        if not stages.fresh(f"queries:{name}", gkey, path):
+            gen = _generator(cfg, name, work)
+            made = list(gen.generate(chunks))
+            write_jsonl(path, [p.to_json() for p in made])
+            info: dict[str, Any] = {"skipped": dict(gen.skipped)}
+            if isinstance(gen, LlmGenerator):
+                info["llm"] = gen.stats.to_json()
+            atomic_write_json(work / f"queries-{name}.json", info)
+            stages.finish(f"queries:{name}", gkey)
+        made = [PseudoPair.from_json(r) for r in read_jsonl(path)]
+        generated[name] = {
+            "pairs": len(made),
+            **_read_json(work / f"queries-{name}.json"),
+            "examples": example_queries(made),
+        }
+        pairs.extend(made)
+        console.print(f"{name:<11} {len(made):>7} pairs")
+    made_by = Counter(p.generator for p in pairs)
+    pairs = _dedupe(pairs)
+    duplicates = made_by - Counter(p.generator for p in pairs)
+
+    console.rule("[bold]3. round-trip filter")
+    fkey = stage_key(
+        key, [stages.done.get(f"queries:{n}") for n in cfg.generators], cfg.round_trip_k
+    )
+    if not stages.fresh("filter", fkey, work / "filtered.jsonl"):
+        trip = round_trip_filter(
+            pairs, chunks, base, RoundTripConfig(k=cfg.round_trip_k), cache_dir=cache
+        )
+        write_jsonl(work / "filtered.jsonl", [p.to_json() for p in trip.kept])
+        atomic_write_json(
+            work / "filter.json", {"removed": dict(trip.removed), "before": len(pairs)}
+        )
+        stages.finish("filter", fkey)
+    kept = [PseudoPair.from_json(r) for r in read_jsonl(work / "filtered.jsonl")]
+    removed = _read_json(work / "filter.json")["removed"]
+    console.print(f"kept {len(kept)} of {len(pairs)} pairs; removed by generator: {removed}")
+
+    console.rule("[bold]4. split by file")
+    skey = stage_key(fkey, cfg.fractions, cfg.seed, cfg.max_pairs, cfg.max_eval_queries)
+    if not stages.fresh("split", skey, work / "splits.json"):
+        splits = split_by_file(kept, cfg.fractions, cfg.seed)
+        atomic_write_json(
+            work / "splits.json",
+            {
+                "train": [p.to_json() for p in sample(splits.train, cfg.max_pairs, cfg.seed)],
+                "dev": [p.to_json() for p in sample(splits.dev, cfg.max_eval_queries, cfg.seed)],
+                "test": [p.to_json() for p in sample(splits.test, cfg.max_eval_queries, cfg.seed)],
+                "files": splits.files,
+            },
+        )
+        stages.finish("split", skey)
+    saved = _read_json(work / "splits.json")
+    split = {s: [PseudoPair.from_json(r) for r in saved[s]] for s in ("train", "dev", "test")}
+    files: dict[str, str] = saved["files"]
+    if not split["train"]:
+        raise RagtuneError(f"{cfg.input}: no pseudo-query passed the filter; nothing to train on")
+    paths = {s: {p for p, v in files.items() if v == s} for s in ("train", "dev", "test")}
+    console.print(", ".join(f"{s} {len(split[s])} pairs / {len(paths[s])} files" for s in split))
+
+    console.rule("[bold]5. hard negatives")
+    mkey = stage_key(skey, cfg.negatives, cfg.relative_margin)
+    if not stages.fresh("mine", mkey, work / "mined.jsonl"):
+        examples = mine_examples(cfg, split["train"], chunks, paths["train"], base, cache)
+        write_jsonl(work / "mined.jsonl", [asdict(e) for e in examples])
+        stages.finish("mine", mkey)
+    examples = [example_from_json(r) for r in read_jsonl(work / "mined.jsonl")]
+    console.print(
+        f"{len(examples)} training examples, "
+        f"{sum(bool(e.negatives) for e in examples)} with a hard negative"
+    )
+
+    # The user's questions: dev decides publishing, test (when there are enough) is reported.
+    qsplit = split_questions(questions, cfg.seed, min_questions=QUESTIONS_FOR_A_TEST)
+    q_dev = question_evalset(qsplit.dev, chunks, "questions (dev)") if qsplit.dev else None
+    q_test = question_evalset(qsplit.test, chunks, "questions (test)") if qsplit.test else None
+    unmatched = sum(not r for r in q_dev.qrels.values()) if q_dev is not None else 0
+    if q_test is not None:
+        unmatched += sum(not r for r in q_test.qrels.values())
+    if questions and unmatched == len(questions):
+        raise RagtuneError(f"{cfg.queries}: no question's path is a file of {cfg.input}")
+    if unmatched:
+        console.print(f"[yellow]{unmatched} questions name a path with no chunk: not scored")
+    dev = (
+        q_dev
+        if q_dev is not None and q_dev.queries
+        else _pseudo(split["dev"], chunks, "dev", paths["dev"])
+    )
+
+    console.rule("[bold]6. training")
+    tkey = stage_key(
+        mkey,
+        cfg.recipe,
+        cfg.batch_size,
+        cfg.epochs,
+        cfg.learning_rate,
+        cfg.budget,
+        [asdict(q) for q in qsplit.dev],
+    )
+    model_dir = out / "model"
+    if stages.fresh("train", tkey) and artefact_kind(model_dir) == "model":
+        training: dict[str, Any] = _read_json(work / "train.json")
+    else:
+        tcfg = load_config(
+            TrainConfig,
+            None,
+            (),
+            model=cfg.model,
+            output=str(model_dir),
+            batch_size=cfg.batch_size,
+            epochs=cfg.epochs,
+            learning_rate=cfg.learning_rate,
+            seed=cfg.seed,
+            max_seq_length=cfg.max_seq_length,
+            budget=cfg.budget,
+            save_steps=cfg.save_steps,
+            log_steps=10,
+            recipe=cfg.recipe,
+            resume=cfg.recipe == "fixed",  # an auto search cannot resume (train/auto.py)
+        )
+        trained = train(tcfg, examples=examples, dev=dev)
+        training = {
+            "steps": trained.steps,
+            "seconds": round(trained.seconds, 1),
+            "dev_base": trained.base_score,
+            "dev_best": trained.best_score,
+            "improved": trained.improved,
+            "improvement": trained.improvement,
+        }
+        atomic_write_json(work / "train.json", training)
+        stages.finish("train", tkey)
+
+    console.rule("[bold]7. report")
+    tuned = Encoder.load(model_dir, max_seq_length=cfg.max_seq_length)
+    test = _pseudo(split["test"], chunks, "held-out pseudo-queries", paths["test"])
+    systems = _systems(test, base, tuned, cache)
+    report = compare(systems, test, baseline="base", candidate="tuned")
+    per_generator = {}
+    for name in cfg.generators:
+        if any(p.generator == name for p in split["test"]):
+            sub = _subset(test, split["test"], name)
+            per_generator[name] = {
+                "queries": len(sub.queries),
+                **{
+                    r.system: round(r.metrics["nDCG@10"], 4)
+                    for r in _systems(sub, base, tuned, cache)
+                },
+            }
+    on_questions: dict[str, Any] = {}
+    if questions:
+        on_questions = {
+            "split_by": qsplit.by,
+            "dev_questions": len(qsplit.dev),
+            "test_questions": len(qsplit.test),
+            "unmatched": unmatched,
+            "note": (
+                "dev decided publishing; test was used for nothing else"
+                if q_test is not None
+                else f"fewer than {QUESTIONS_FOR_A_TEST} questions: all are dev (they decided "
+                "publishing); the test is the held-out pseudo-queries"
+            ),
+        }
+        for part, evalset in (("dev", q_dev), ("test", q_test)):
+            if evalset is not None:
+                on_questions[part] = {
+                    r.system: r.metrics for r in _systems(evalset, base, tuned, cache)
+                }
+
+    index_dir = out / "index"
+    serve = ""
+    if meta["folder"] and cfg.index:
+        console.rule("[bold]8. index")
+        build_index(
+            cfg.input,
+            tuned,
+            index_dir,
+            IndexConfig(exclude=cfg.exclude),
+            model_ref=str(model_dir.resolve()),
+        )
+        serve = f"ragtune serve {index_dir}"
+    improved = bool(training.get("improved"))
+    summary = {
+        "seconds": round(time.perf_counter() - started, 1),
+        "input": {
+            "chunks": len(chunks),
+            "files": meta["files"],
+            "skipped": meta["skipped"],
+            "code_files_without_pairs": code_files_without_pairs(chunks, pairs),
+        },
+        "generators": generated,
+        "counts": pair_counts(cfg.generators, made_by, duplicates, removed, kept, split),
+        "round_trip": {
+            "k": cfg.round_trip_k,
+            "before": len(pairs),
+            "kept": len(kept),
+            "removed": removed,
+        },
+        "splits": {s: {"pairs": len(split[s]), "files": len(paths[s])} for s in split},
+        "training": training,
+        "test": {r.system: r.metrics for r in systems},
+        "per_generator": per_generator,
+        "questions": on_questions,
+        "reused_stages": stages.reused,
+        "config": asdict(cfg),
+    }
+    with atomic_dir(out / "report", "report", marker=False) as folder:
+        report.save(folder)  # the held-out pseudo-queries: report.md, metrics.png, per query
+    console.print(report.table())
+    save_tune_report(out, summary)  # the whole run: tune.md, tune.png, beside tune.json
+    atomic_write_json(out / "tune.json", summary)
+    write_marker(out, "tune")
+    return TuneResult(out, report, improved, summary, serve)
+
+
+def _generator(cfg: TuneConfig, name: str, work: Path) -> Generator:
+    """The generator ``name``; the LLM's answers are cached beside the stages (resumable)."""
+    if name == LLM_NAME:
+        cache = Path(cfg.llm_cache) if cfg.llm_cache else work / "llm-cache.jsonl"
+        return LlmGenerator(cfg.llm_config(), cache=cache)
+    return make_generator(name, GeneratorOptions(cfg.seed, cfg.max_per_chunk))
+
+
+def _llm_key(cfg: TuneConfig, name: str) -> list[Any]:
+    # the endpoint's address is not part of the key: the same model elsewhere answers the same
+    return [cfg.llm_model, cfg.llm_questions] if name == LLM_NAME else []
+
+
+def raise_empty(source: str) -> None:
+    raise RagtuneError(f"{source}: no text to chunk (no readable text files or records)")
+
+
+def _systems(evalset: EvalSet, base: Encoder, tuned: Encoder, cache: Path) -> list[EvalResult]:
+    return [
+        evaluate_bm25(evalset, name="BM25"),
+        evaluate_encoder(base, evalset, name="base", cache_dir=cache),
+        evaluate_encoder(tuned, evalset, name="tuned", cache_dir=cache),
+    ]
+
+
+def _pseudo(pairs: list[PseudoPair], chunks: list[Chunk], name: str, paths: set[str]) -> EvalSet:
+    return pseudo_evalset(pairs, chunks, name, paths)
+
+
+def _subset(test: EvalSet, pairs: list[PseudoPair], generator: str) -> EvalSet:
+    """The test set's queries of one generator, over the same corpus."""
+    keep = {f"q{i}" for i, p in enumerate(pairs) if p.generator == generator}
+    return EvalSet(
+        {q: t for q, t in test.queries.items() if q in keep},
+        test.corpus,
+        {q: r for q, r in test.qrels.items() if q in keep},
+        name=generator,
+    )
+
+
+def _dedupe(pairs: list[PseudoPair]) -> list[PseudoPair]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for p in pairs:
+        key = (" ".join(p.query.lower().split()), positive_id(p))
+        if key not in seen and p.query.strip():
+            seen.add(key)
+            out.append(p)
+    return out
+
+
+def _read_json(path: Path) -> Any:
+    import json
+
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+__all__ = ["TuneResult", "run_tune"]
