@@ -69,7 +69,7 @@ def test_tune_writes_every_stage_and_a_rerun_resumes(tmp_path, tiny_model):
         "at": "pkg0/glacier.py:1-4",
     }
     assert summary["generators"]["heading"]["pairs"] == 8
-    files = json.loads((out / "work" / "splits.json").read_text())["files"]
+    files = json.loads((out / "stages" / "splits.json").read_text())["files"]
     assert len(files) == 16 and set(files.values()) == {"train", "dev", "test"}
     assert {"BM25", "base", "tuned"} <= set(summary["test"])
     assert (out / "report" / "report.md").is_file() and (out / "index").is_dir()
@@ -148,9 +148,9 @@ def test_the_llm_generator_runs_in_tune_and_a_rerun_asks_nothing(tmp_path, tiny_
         llm = summary["generators"]["openai"]
         assert llm["llm"]["chunks_asked"] == chunks == server.calls
         assert llm["pairs"] == 2 * chunks
-        first = json.loads((out / "work" / "chunks.jsonl").read_text().splitlines()[0])
+        first = json.loads((out / "stages" / "chunks.jsonl").read_text().splitlines()[0])
         assert llm["examples"][0]["query"] == questions_for(first["text"], 2)[0]
-        assert (out / "work" / "llm-cache.jsonl").is_file()  # beside the stages, not in a temp
+        assert (out / "stages" / "llm-cache.jsonl").is_file()  # beside the stages, not in a temp
         assert summary["counts"]["openai"]["generated"] == 2 * chunks
 
         again = run_tune(cfg)
@@ -201,7 +201,7 @@ def test_a_run_killed_while_training_resumes_from_its_checkpoint_and_serves(tmp_
     first.wait()
     log.close()
     assert first.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    done = json.loads((out / "work" / "stages.json").read_text())
+    done = json.loads((out / "stages" / "stages.json").read_text())
     assert {"chunks", "filter", "split", "mine"} <= set(done) and "train" not in done
 
     second = ragtune(*args, "--serve", "--port", "0", stderr=subprocess.STDOUT)

@@ -44,7 +44,7 @@ class TuneConfig:
     """Questions the LLM writes per chunk."""
     llm_concurrency: int = 4
     llm_cache: str = ""
-    """Where the LLM's answers are kept (JSONL); empty: ``<output>/work/llm-cache.jsonl``. Outside
+    """Where the LLM's answers are kept (JSONL); empty: ``<output>/stages/llm-cache.jsonl``. Outside
     any temporary folder, so a killed run asks again only for the chunks it had no answer for."""
     model: str = DEFAULT_MODEL
     max_seq_length: int = 256

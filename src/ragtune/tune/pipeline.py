@@ -1,6 +1,6 @@
 """``tune``: label-free fine-tuning of the base model on a folder (or a BEIR corpus).
 
-Stages, each resumable (work/stages.json) with atomic outputs under ``<out>/work``:
+Stages, each resumable (stages/stages.json) with atomic outputs under ``<out>/stages``:
 
 1. ``chunks``: chunk the folder as ``ragtune index`` does (chunks.jsonl);
 2. ``queries:<generator>``: pseudo-queries of each generator (queries-<name>.jsonl);
@@ -79,7 +79,7 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
     out = claim_output(cfg.output, "tune", overwrite=cfg.overwrite, sources=[cfg.input])
     for part, kind in (("model", "model"), ("index", "index"), ("report", "report")):
         check_output(out / part, kind)
-    work, cache = out / "work", out / "cache"
+    work, cache = out / "stages", out / "cache"
     work.mkdir(parents=True, exist_ok=True)
     write_marker(out, "tune", complete=False)
     stages = Stages(work)

@@ -23,7 +23,7 @@ def stage_key(*parts: Any) -> str:
 
 
 class Stages:
-    """The record of finished stages in ``work/stages.json``."""
+    """The record of finished stages in ``stages/stages.json``."""
 
     def __init__(self, work: Path) -> None:
         self.work = work
