@@ -188,3 +188,26 @@ def test_parse_shard() -> None:
     for bad in ("4/4", "1", "a/b", "-1/2"):
         with pytest.raises(RagtuneError, match="expected I/N"):
             parse_shard(bad)
+
+
+def test_one_process_indexing_removes_only_the_shards_it_made(tmp_path, tiny_model_dir) -> None:
+    """A plain ``index corpus.jsonl`` encodes through one shard of its own and removes it after
+    the merge; shards that were there before the command (a user's ``--shard`` runs) stay."""
+    from typer.testing import CliRunner
+
+    from ragtune.cli.main import app
+
+    corpus = tmp_path / "corpus.jsonl"
+    write_corpus(corpus)
+    base = ["index", str(corpus), "--model", str(tiny_model_dir), "--json"]
+
+    own = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "a.idx")])
+    assert own.exit_code == 0, own.output
+    assert len(index_contents(tmp_path / "a.idx")[0]) == 23
+    assert not shards_root(tmp_path / "a.idx").exists()
+
+    kept = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "b.idx"), "--shard", "0/1"])
+    assert kept.exit_code == 0, kept.output
+    again = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "b.idx")])
+    assert again.exit_code == 0, again.output
+    assert [p.name for p in shards_root(tmp_path / "b.idx").iterdir()] == [shard_name(0, 1)]
