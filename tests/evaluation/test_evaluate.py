@@ -123,6 +123,20 @@ def test_run_keeps_top_100(tmp_path) -> None:
     assert len(result.run["q"]) == 100
 
 
+def test_a_query_finding_itself_in_the_corpus_is_not_an_answer() -> None:
+    # ArguAna's rule (BEIR's ignore_identical_ids): query "arg1" is also document "arg1"
+    corpus = {
+        "arg1": Document("arg1", "apple banana"),  # the query's own text: ranked first
+        "counter": Document("counter", "apple"),
+        "other": Document("other", "cherry"),
+    }
+    evalset = EvalSet({"arg1": "apple banana"}, corpus, {"arg1": {"counter": 1}})
+    for result in (evaluate_encoder(CountingEncoder(), evalset), evaluate_bm25(evalset)):
+        assert "arg1" not in result.run["arg1"]
+        assert next(iter(result.run["arg1"])) == "counter"
+        assert result.metrics["nDCG@10"] == pytest.approx(1.0)
+
+
 def test_result_round_trips_through_a_dict() -> None:
     result = evaluate_bm25(fruit_evalset())
     again = EvalResult.from_dict(result.to_dict(include_run=True))

@@ -17,7 +17,7 @@ import openai
 import pytest
 
 from ragtune.serve.limits import ApiError, ServeLimits
-from ragtune.serve.openai_api import embeddings_response, input_texts
+from ragtune.serve.openai_api import embeddings_response, few_texts, input_texts
 
 TEXTS = ["where is the status line parsed?", "retries back off exponentially"]
 
@@ -234,3 +234,14 @@ def test_a_server_started_with_o200k_decodes_token_arrays_with_it(sample_index):
     finally:
         searcher.close()
     np.testing.assert_allclose(from_ids, from_text, atol=1e-6)
+
+
+def test_only_small_string_inputs_are_checked_on_the_event_loop():
+    # the handler checks these inline; token arrays and large inputs go to the thread pool
+    assert few_texts("where is the retry loop?")
+    assert few_texts(["a", "b"] * 32)
+    assert not few_texts(["a"] * 65)
+    assert not few_texts([15339, 1917])  # a token array: decoding it may be long
+    assert not few_texts([[15339, 1917]])
+    assert not few_texts("x" * 70_000)
+    assert not few_texts(["x" * 40_000, "y" * 40_000])

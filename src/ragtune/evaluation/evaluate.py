@@ -192,6 +192,17 @@ def _check(evalset: EvalSet, ks: list[int]) -> tuple[dict[str, str], list[str]]:
     return evalset.queries, list(evalset.corpus)
 
 
+def without_identical_ids(run: Run) -> Run:
+    """``run`` less every hit whose document id is the query's own id.
+
+    Why: in some corpora a query is also a document (BEIR's ArguAna: 48 of BIRCO-ArguAna's 100
+    queries are corpus ids), and a retriever finding the query itself is no answer. BEIR's
+    evaluation drops such hits by default (``ignore_identical_ids=True``); so does every score
+    here, dense and BM25 alike, so both are judged by the same rule.
+    """
+    return {qid: {d: s for d, s in hits.items() if d != qid} for qid, hits in run.items()}
+
+
 def _result(
     name: str,
     source: str,
@@ -201,6 +212,7 @@ def _result(
     start: float,
     docs_per_second: float | None,
 ) -> EvalResult:
+    run = without_identical_ids(run)
     per_query = compute_per_query(run, evalset.qrels, ks)
     return EvalResult(
         system=name,

@@ -27,7 +27,7 @@ from __future__ import annotations
 import base64
 import functools
 import threading
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -103,6 +103,23 @@ def input_texts(value: str | list[Any], limits: ServeLimits, encoding: TokenEnco
         if problem := unencodable(text):
             raise ApiError(422, f"input[{i}] {problem}", param=f"input[{i}]")
     return texts
+
+
+INLINE_TEXTS = 64
+"""Up to this many strings (and no token arrays), ``input`` is checked on the event loop."""
+INLINE_CHARS = 65_536
+
+
+def few_texts(value: str | list[Any]) -> bool:
+    """Whether checking ``value`` is cheap enough to do on the event loop: a string, or at most
+    :data:`INLINE_TEXTS` strings of :data:`INLINE_CHARS` characters in all (no token arrays)."""
+    if isinstance(value, str):
+        return len(value) <= INLINE_CHARS
+    return (
+        len(value) <= INLINE_TEXTS
+        and all(isinstance(t, str) for t in value)
+        and sum(len(t) for t in value) <= INLINE_CHARS
+    )
 
 
 def _is_token(x: Any) -> bool:
@@ -233,4 +250,4 @@ def embeddings_response(
 def _encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str:
     if encoding_format == "base64":  # little-endian float32 bytes, as the OpenAI API sends them
         return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
-    return [float(x) for x in vector]
+    return cast(list[float], vector.tolist())  # Python floats in C, no numpy scalar per item
