@@ -69,6 +69,16 @@ GRADCACHE_COST = 4 / 3
 """GradCache's time per pair against a plain step: one extra no-grad forward (~1/3 of a step)."""
 WIDTHS = (6, 4, 3, 2)
 """How many candidates a search starts with, widest first."""
+MIN_RUNG_EPOCHS = 1.0
+"""Every candidate trains at least this many epochs before the first comparison.
+
+Why: an early rung favours what makes fast early progress over what ends best (the short-horizon
+bias of Wu et al., ICLR 2018), and here that is the small batch: at a quarter of 3 epochs on
+SciFact, batch 32 had taken 16 optimizer steps and batch 256 two, still in its warm-up; dev
+0.860 against 0.854 sent batch 32 on, and it was published, although batch 256 trained to the
+end is the better model (BENCHMARKS.md section 6: test 0.724 against 0.677). Hyperband's minimum
+resource (Li et al., JMLR 2018) is this floor: a search whose first rung would come sooner is
+narrowed (fewer rungs) or, when even two candidates do not fit, replaced by one longer run."""
 SEARCHED = (
     "batch_size",
     "learning_rate",
@@ -305,6 +315,12 @@ def halving_rungs(width: int) -> list[float]:
     return [1 / 2**k for k in range(halvings, 0, -1)] + [1.0]
 
 
+def first_rung_fits(width: int, epochs: int) -> bool:
+    """Whether a search of ``width`` candidates of ``epochs`` first compares them after at least
+    :data:`MIN_RUNG_EPOCHS` epochs each (``halving_rungs(4)[0] * 5 = 1.25``: yes)."""
+    return halving_rungs(width)[0] * epochs >= MIN_RUNG_EPOCHS - 1e-9
+
+
 def survivors(width: int) -> list[int]:
     """How many candidates train to each rung: 6 -> [6, 3, 2, 1]."""
     alive, out = width, [width]
@@ -420,8 +436,10 @@ def plan_search(
             grid = candidate_grid(shape, epochs, device, fixed)
             for width in WIDTHS:
                 chosen = grid[:width]
+                if width > len(grid) or not first_rung_fits(width, epochs):
+                    continue
                 seconds = search_seconds(chosen, shape, speed)
-                if width > len(grid) or seconds > budget:
+                if seconds > budget:
                     continue
                 return _with_mined(chosen, seconds, shape, speed, budget, budget_seconds, fixed)
         if lengths is not long or not long:
@@ -469,7 +487,9 @@ def _with_mined(
     if not shape.mining_corpus:
         return SearchPlan(chosen, halving_rungs(len(chosen)), seconds, budget_seconds, "", fixed)
     mining = speed.mining_seconds(shape)
-    options = [[*chosen, chosen[0].mined()]]
+    options = []
+    if first_rung_fits(len(chosen) + 1, chosen[0].epochs):
+        options.append([*chosen, chosen[0].mined()])
     if len(chosen) >= 3:
         options.append([*chosen[:-1], chosen[0].mined()])
     for widened in options:
