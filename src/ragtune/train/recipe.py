@@ -315,9 +315,12 @@ def halving_rungs(width: int) -> list[float]:
     return [1 / 2**k for k in range(halvings, 0, -1)] + [1.0]
 
 
-def first_rung_fits(width: int, epochs: int) -> bool:
+def first_rung_fits(width: int, epochs: int, fixed: Mapping[str, Any] | None = None) -> bool:
     """Whether a search of ``width`` candidates of ``epochs`` first compares them after at least
-    :data:`MIN_RUNG_EPOCHS` epochs each (``halving_rungs(4)[0] * 5 = 1.25``: yes)."""
+    :data:`MIN_RUNG_EPOCHS` epochs each (``halving_rungs(4)[0] * 5 = 1.25``: yes). Epochs the
+    user gave are the user's choice of length: the floor then does not narrow the search."""
+    if fixed and "epochs" in fixed:
+        return True
     return halving_rungs(width)[0] * epochs >= MIN_RUNG_EPOCHS - 1e-9
 
 
@@ -436,7 +439,7 @@ def plan_search(
             grid = candidate_grid(shape, epochs, device, fixed)
             for width in WIDTHS:
                 chosen = grid[:width]
-                if width > len(grid) or not first_rung_fits(width, epochs):
+                if width > len(grid) or not first_rung_fits(width, epochs, fixed):
                     continue
                 seconds = search_seconds(chosen, shape, speed)
                 if seconds > budget:
@@ -488,7 +491,7 @@ def _with_mined(
         return SearchPlan(chosen, halving_rungs(len(chosen)), seconds, budget_seconds, "", fixed)
     mining = speed.mining_seconds(shape)
     options = []
-    if first_rung_fits(len(chosen) + 1, chosen[0].epochs):
+    if first_rung_fits(len(chosen) + 1, chosen[0].epochs, fixed):
         options.append([*chosen, chosen[0].mined()])
     if len(chosen) >= 3:
         options.append([*chosen[:-1], chosen[0].mined()])

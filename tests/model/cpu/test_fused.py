@@ -8,6 +8,7 @@ import torch
 from transformers import RobertaConfig, RobertaModel
 
 from ragtune.model import CpuFastPaths, Encoder, EncoderConfig, enable_cpu_fast_paths
+from ragtune.model.cpu.bf16 import cpu_supports_bf16
 from ragtune.model.cpu.fused import FusedBf16Forward, FusedForward, unsupported_reason
 from tests.conftest import TINY_SIZES, make_tiny_encoder, tiny_bert
 
@@ -101,9 +102,13 @@ def test_bf16_runs_its_own_fused_forward_and_training_the_hugging_face_one(token
     monkeypatch.setattr(FusedForward, "__call__", lambda *a: calls.append("fp32") or run(*a))
     monkeypatch.setattr(FusedBf16Forward, "__call__", lambda *a: calls.append("bf16") or run16(*a))
     encoder.encode(TEXTS, batch_size=2, precision="bf16")
-    assert calls == ["bf16", "bf16"]  # one call per batch of two
+    if cpu_supports_bf16():
+        assert calls == ["bf16", "bf16"]  # one call per batch of two
+    else:  # oneDNN builds no bf16 inner product on AVX2 alone: bf16 autocast of the HF layers
+        assert calls == []
+    done = len(calls)
     encoder.encode(TEXTS, batch_size=2, precision="fp32")
-    assert calls[2:] == ["fp32", "fp32"]
+    assert calls[done:] == ["fp32", "fp32"]
     encoder.train()
     features = encoder.tokenize(TEXTS)
     encoder(features).sum().backward()  # forward() is always the autograd-capable HF path
