@@ -30,7 +30,6 @@ from ragtune.errors import RagtuneError
 from ragtune.io import atomic_dir
 from ragtune.model.adapters import is_adapted, merged_backbone, save_adapter
 from ragtune.model.batches import length_sorted_batches
-from ragtune.model.cpu.bf16 import cpu_supports_bf16
 from ragtune.model.cpu.encode_precision import choose_encode_precision
 from ragtune.model.cpu.fast_paths import (
     NOT_ASKED,
@@ -249,10 +248,8 @@ class Encoder(nn.Module):
         try:
             fused: Any = self._fused_forward()
             if autocast is not None:  # bf16 GEMMs with an fp32 residual (model/cpu/fused.py)
-                # only with native bf16: oneDNN has no bf16 inner product on AVX2 alone
-                # (it refuses to build one), where bf16 autocast of the HF forward still runs
-                bf16 = fused is not None and autocast is torch.bfloat16 and cpu_supports_bf16()
-                fused = fused.in_bf16() if bf16 else None
+                bf16 = fused is not None and autocast is torch.bfloat16
+                fused = fused.in_bf16() if bf16 else None  # None: the HF forward, autocast
             with make_progress("texts", enabled=show) as bar, torch.inference_mode():
                 task = bar.add_task(description, total=n)
                 for idx in batches:

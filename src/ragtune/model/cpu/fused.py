@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ragtune.model.cpu.bf16 import cpu_supports_bf16
+
 _SUBMODULES = (
     "attention.self.query",
     "attention.self.key",
@@ -89,10 +91,15 @@ class FusedForward:
         self.layers: list[Any] = list(_get(backbone, "encoder.layer"))
         self.gelu = _GELU[backbone.config.hidden_act]  # type: ignore[union-attr,index]
         self._bf16: FusedBf16Forward | None = None
+        self._native_bf16: bool | None = None  # the CPU's answer, asked once
 
-    def in_bf16(self) -> FusedBf16Forward:
-        """The same forward with bf16 GEMMs and an fp32 residual stream (module docstring)."""
-        if self._bf16 is None:
+    def in_bf16(self) -> FusedBf16Forward | None:
+        """The same forward with bf16 GEMMs and an fp32 residual stream (module docstring);
+        None on a CPU without native bf16, where oneDNN builds no bf16 inner product (AVX2
+        alone: "could not create a primitive descriptor") and bf16 is autocast instead."""
+        if self._native_bf16 is None:
+            self._native_bf16 = cpu_supports_bf16()
+        if self._native_bf16 and self._bf16 is None:
             self._bf16 = FusedBf16Forward(self)
         return self._bf16
 
