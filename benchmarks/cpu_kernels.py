@@ -11,7 +11,9 @@ script times in isolation, on the shapes of a batch of 32 SciFact abstracts at 2
 2. one attention layer, forward + backward: fused SDPA without dropout (what dropout 0 gets),
    SDPA with dropout (its unfused math path) and ragtune's math path with cheap masks
    (``ragtune.model.cpu.attention``);
-3. the same under glibc's malloc policy (``system``: blocks above 32 MiB are mmapped, so every
+3. with bf16 inputs (what the layers give under autocast): the math path upcast to fp32 (the
+   default off AMX) and kept in bf16 (the default on AMX), and fused SDPA in bf16;
+4. the same under glibc's malloc policy (``system``: blocks above 32 MiB are mmapped, so every
    fresh 100 MB tensor is page-faulted in) and under ragtune's training default (``reuse``:
    freed blocks are kept; ``ragtune.model.cpu.memory``). Minor page faults are counted.
 
@@ -81,6 +83,21 @@ def cases() -> dict[str, Callable[[], object]]:
         out, _ = _attention_with_dropout(q, k, v, mask, dropout=0.1)
         out.backward(out_grad)
 
+    # bf16 inputs, as Linear layers give them under autocast
+    qb, kb, vb = (t.detach().bfloat16().requires_grad_() for t in (q, k, v))
+    out_grad_b = out_grad.bfloat16()
+
+    def ragtune_attention_bf16(keep: bool) -> Callable[[], None]:
+        def run() -> None:
+            out, _ = _attention_with_dropout(qb, kb, vb, mask, dropout=0.1, keep_bf16=keep)
+            out.backward(out_grad_b)
+
+        return run
+
+    def sdpa_bf16() -> None:
+        out = torch.nn.functional.scaled_dot_product_attention(qb, kb, vb, attn_mask=mask)
+        out.transpose(1, 2).backward(out_grad_b)
+
     return {
         "hidden dropout, torch (bernoulli_)": lambda: backward(
             torch.nn.functional.dropout(hidden, 0.1, True), hidden_grad
@@ -95,6 +112,13 @@ def cases() -> dict[str, Callable[[], object]]:
         "attention layer, SDPA fused, no dropout": sdpa(0.0),
         "attention layer, SDPA math path, dropout 0.1": sdpa(0.1),
         "attention layer, ragtune math path, dropout 0.1": ragtune_attention,
+        "attention layer, bf16 inputs, ragtune math path in fp32, dropout 0.1": (
+            ragtune_attention_bf16(False)
+        ),
+        "attention layer, bf16 inputs, ragtune math path in bf16, dropout 0.1": (
+            ragtune_attention_bf16(True)
+        ),
+        "attention layer, SDPA fused in bf16, no dropout": sdpa_bf16,
         "softmax over (32, 12, 256, 256), forward only": lambda: torch.softmax(
             probs.detach(), dim=-1
         ),

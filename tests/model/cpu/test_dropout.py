@@ -138,3 +138,48 @@ def test_padding_never_leaks_into_real_tokens_under_attention_dropout():
     b = model(input_ids=other, attention_mask=mask).last_hidden_state
     torch.testing.assert_close(a[0, :4], b[0, :4], rtol=0, atol=1e-6)
     assert torch.isfinite(a).all()
+
+
+def test_attention_with_dropout_kept_in_bf16_is_the_same_formula_at_bf16_precision():
+    """AMX's path: bf16 inputs stay bf16 (same mask, same formula), close to the fp32 math."""
+    torch.manual_seed(0)
+    b, h, length, d = 3, 2, 9, 8
+    q, k, v = (torch.randn(b, h, length, d) for _ in range(3))
+    lengths = torch.tensor([9, 5, 2])
+    mask = (torch.arange(length)[None, :] < lengths[:, None])[:, None, None, :]
+    mask = mask.expand(b, 1, length, length)
+    qb, kb, vb = (x.bfloat16().requires_grad_() for x in (q, k, v))
+    torch.manual_seed(1)
+    got, _ = _attention_with_dropout(qb, kb, vb, mask, dropout=0.3, scaling=0.5, keep_bf16=True)
+    assert got.dtype == torch.bfloat16
+    torch.manual_seed(1)
+    keep = fast.keep_mask((b, h, length, length), 0.3, q.device)
+    q32, k32, v32 = (x.detach().float().requires_grad_() for x in (qb, kb, vb))
+    want = _reference_attention(q32, k32, v32, mask, 0.3, 0.5, keep)
+    torch.testing.assert_close(got.float(), want, rtol=0, atol=3e-2)
+    # the padded keys get exactly zero weight in bf16 too: changing them changes nothing
+    kb2, vb2 = kb.detach().clone(), vb.detach().clone()
+    kb2[1, :, 5:], vb2[1, :, 5:] = 7.0, -7.0
+    torch.manual_seed(1)
+    other, _ = _attention_with_dropout(qb, kb2, vb2, mask, dropout=0.3, scaling=0.5, keep_bf16=True)
+    assert torch.equal(other[1, :5], got[1, :5].detach())
+    g = torch.randn_like(want)
+    got_grads = torch.autograd.grad(got, (qb, kb, vb), g.bfloat16())
+    want_grads = torch.autograd.grad(want, (q32, k32, v32), g)
+    for x, y in zip(got_grads, want_grads, strict=True):
+        assert x.dtype == torch.bfloat16
+        torch.testing.assert_close(x.float(), y, rtol=0, atol=6e-2)
+    # without keep_bf16 the same bf16 inputs take the fp32 math (the default off AMX)
+    torch.manual_seed(1)
+    upcast, _ = _attention_with_dropout(qb, kb, vb, mask, dropout=0.3, scaling=0.5)
+    torch.testing.assert_close(upcast.float(), want, rtol=0, atol=1e-2)
+
+
+def test_bf16_attention_is_chosen_on_amx_only(monkeypatch):
+    import ragtune.model.cpu.attention as attention
+    import ragtune.model.cpu.bf16 as bf16
+
+    for kind, expected in (("amx", True), ("avx512_bf16", False), ("none", False)):
+        monkeypatch.setattr(attention, "_bf16_pays", None)
+        monkeypatch.setattr(bf16, "bf16_kind", lambda flags=None, kind=kind: kind)
+        assert attention.bf16_attention_pays() is expected

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ragtune.model import CpuFastPaths, enable_cpu_fast_paths
-from ragtune.model.cpu.attention import NAME
+from ragtune.model.cpu.attention import NAME, bf16_attention_pays
 from ragtune.model.cpu.dropout import CpuDropout
 from ragtune.model.cpu.fused import FusedForward, unsupported_reason
 from tests.conftest import make_tiny_encoder, tiny_bert
@@ -43,8 +43,9 @@ def test_training_switches_on_every_path_and_reports_it(tokenizer):
     assert encoder.cpu_fast_paths is paths
     assert (paths.attention, paths.dropout_modules) == (True, dropouts)
     assert paths.fused is not None and paths.fused_reason is None
+    amx = "; dropout path in bf16 (AMX)" if bf16_attention_pays() else ""
     assert paths.describe() == {
-        "attention": "fp32 sdpa under bf16 autocast",
+        "attention": "fp32 sdpa under bf16 autocast" + amx,
         "dropout": f"{dropouts} modules with cheap CPU masks",
         "fused_inference": "yes",
     }

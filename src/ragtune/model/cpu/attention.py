@@ -9,7 +9,11 @@ fp32, this is exactly Hugging Face's ``sdpa`` attention.
 With attention-probability dropout in training on CPU, PyTorch's SDPA takes its unfused math path
 and draws the mask with ``bernoulli_``; here the same math runs with
 :mod:`ragtune.model.cpu.dropout`'s cheaper masks, and the 1/(1-p) rescaling is applied to the
-values (L x head_dim) rather than to the L x L probabilities.
+values (L x head_dim) rather than to the L x L probabilities. On AMX CPUs that math stays in bf16
+(:func:`bf16_attention_pays`): one attention layer forward + backward with dropout 0.1 on bf16
+inputs took 143 ms in bf16 against 186 ms upcast to fp32 on a 2-core AMX Xeon, while fused SDPA
+without dropout was slower in bf16 (110 ms) than in fp32 (75 ms), so that one stays fp32
+(``benchmarks/cpu_kernels.py``, ``cpu_memory: reuse``).
 
 The function is registered with transformers' attention interface under :data:`NAME` (once per
 process, on the first switch); the padding mask is built the same way as for ``sdpa``. Only the
@@ -39,7 +43,9 @@ def _attention(
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     if _takes_dropout_path(module, query, kwargs):
-        return _attention_with_dropout(query, key, value, attention_mask, **kwargs)
+        return _attention_with_dropout(
+            query, key, value, attention_mask, keep_bf16=bf16_attention_pays(), **kwargs
+        )
     if query.device.type != "cpu" or query.dtype == torch.float32:
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     dtype = query.dtype
@@ -64,6 +70,25 @@ def _takes_dropout_path(module: torch.nn.Module, query: torch.Tensor, kwargs: An
     return all(v is None or v is False for k, v in kwargs.items() if k not in plain)
 
 
+def bf16_attention_pays() -> bool:
+    """Whether the dropout path keeps bf16 inputs in bf16: on AMX CPUs only (asked once).
+
+    Why: on AMX the two attention matmuls run several times faster in bf16, and every L x L pass
+    (mask, softmax, dropout, and their backward) moves half the bytes. On AVX512-BF16 without
+    AMX the fp32 path was the faster one (see the module docstring), and without native bf16
+    bf16 is emulated. The softmax accumulates in fp32 inside PyTorch's kernel either way.
+    """
+    global _bf16_pays
+    if _bf16_pays is None:
+        from .bf16 import bf16_kind
+
+        _bf16_pays = bf16_kind() == "amx"
+    return _bf16_pays
+
+
+_bf16_pays: bool | None = None
+
+
 def _attention_with_dropout(
     query: torch.Tensor,
     key: torch.Tensor,
@@ -71,29 +96,34 @@ def _attention_with_dropout(
     attention_mask: torch.Tensor | None,
     dropout: float,
     scaling: float | None = None,
+    keep_bf16: bool = False,
     **_: Any,
 ) -> tuple[torch.Tensor, None]:
-    """softmax(q k^T * scaling + mask) with dropout, times v, in fp32: SDPA's math path."""
+    """softmax(q k^T * scaling + mask) with dropout, times v: SDPA's math path.
+
+    In fp32, unless ``keep_bf16`` and the inputs are bf16 (autocast): then every step stays bf16.
+    """
     from .dropout import drop_unscaled, keep_scale
 
     dtype = query.dtype
+    work = dtype if keep_bf16 and dtype == torch.bfloat16 else torch.float32
     scaling = query.shape[-1] ** -0.5 if scaling is None else scaling
     with torch.autocast("cpu", enabled=False):
-        scores = torch.matmul(query.float() * scaling, key.float().transpose(-1, -2))
+        scores = torch.matmul(query.to(work) * scaling, key.to(work).transpose(-1, -2))
         if attention_mask is not None:
             # added in place: its backward is the identity, so no pass over L x L in backward
-            scores.add_(_additive(attention_mask))
+            scores.add_(_additive(attention_mask, work))
         probs = drop_unscaled(torch.softmax(scores, dim=-1), dropout)
-        out = torch.matmul(probs, value.float() * keep_scale(dropout))
+        out = torch.matmul(probs, value.to(work) * keep_scale(dropout))
     return out.transpose(1, 2).contiguous().to(dtype), None
 
 
-def _additive(mask: torch.Tensor) -> torch.Tensor:
-    """An fp32 mask to add to the scores: 0 where attending, else the fp32 minimum (bool masks)."""
+def _additive(mask: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A mask to add to the scores: 0 where attending, else the dtype's minimum (bool masks)."""
     if mask.dtype != torch.bool:
-        return mask.float()
-    return torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill_(
-        ~mask, torch.finfo(torch.float32).min
+        return mask.to(dtype)
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(
+        ~mask, torch.finfo(dtype).min
     )
 
 

@@ -32,7 +32,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ragtune.model.cpu.attention import NAME, restore_sdpa, use_fp32_cpu_attention
+from ragtune.model.cpu.attention import (
+    NAME,
+    bf16_attention_pays,
+    restore_sdpa,
+    use_fp32_cpu_attention,
+)
 from ragtune.model.cpu.dropout import CpuDropout, restore_plain_dropout, use_fast_cpu_dropout
 from ragtune.model.cpu.fused import FusedForward, unsupported_reason
 
@@ -63,7 +68,12 @@ class CpuFastPaths:
     def describe(self) -> dict[str, str]:
         """One line per path, as ``ragtune info`` and logs show them."""
         return {
-            "attention": "fp32 sdpa under bf16 autocast" if self.attention else "unchanged",
+            "attention": (
+                "fp32 sdpa under bf16 autocast"
+                + ("; dropout path in bf16 (AMX)" if bf16_attention_pays() else "")
+                if self.attention
+                else "unchanged"
+            ),
             "dropout": (
                 f"{self.dropout_modules} modules with cheap CPU masks"
                 if self.dropout_modules
