@@ -237,6 +237,11 @@ class IndexStore:
         """Every chunk's text, by id (for BM25)."""
         return [r[0] for r in self._query("SELECT text FROM chunks ORDER BY id")]
 
+    def sample_texts(self, n: int) -> list[str]:
+        """The texts of the first ``n`` chunks by id (without reading the others)."""
+        rows = self._query("SELECT text FROM chunks ORDER BY id LIMIT ?", (max(0, n),))
+        return [r[0] for r in rows]
+
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return self._conn.execute(sql, params).fetchall()

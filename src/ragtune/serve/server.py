@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import uvicorn
 from fastapi import FastAPI
@@ -38,6 +39,11 @@ from ragtune.serve.auth import check_exposure
 from ragtune.serve.limits import ServeLimits
 from ragtune.serve.metrics import access_log
 from ragtune.serve.openai_api import TokenEncoding
+
+if TYPE_CHECKING:
+    from ragtune.model.cpu.encode_precision import PrecisionCheck
+
+log = logging.getLogger("ragtune.serve")
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's names
 
@@ -106,6 +112,7 @@ def serve(
     try:
         searcher = Searcher.open(index_dir, model=model, device=device)
         try:
+            settle_encode_precision(searcher)
             limits = limits or ServeLimits()
             app = create_app(
                 searcher, limits=limits, api_key=api_key, token_encoding=token_encoding
@@ -128,6 +135,33 @@ def serve(
             searcher.close()
     finally:
         sock.close()
+
+
+def settle_encode_precision(searcher: Searcher) -> PrecisionCheck | None:
+    """Decide ``precision="auto"`` once at start, on the index's own chunk texts.
+
+    Why: ``auto`` runs its bf16 check only on a call of 512+ texts, and a server's calls are a
+    few queries each, so without this a server on an AMX CPU would encode in fp32 for its whole
+    life. Measured on a 2-core AMX Xeon (bundled MiniLM): the check takes about 3 s once, and bf16
+    then encoded 2.8x faster with min cosine 0.99998 to fp32. Returns the decision (cached for the
+    encoder, so every later request uses it), or None where there is nothing to decide: a model
+    not on the CPU, an explicit ``fp32``/``bf16``, an ONNX model, or a CPU without native bf16
+    (checked by its flags, at no cost).
+    """
+    from ragtune.model.cpu.bf16 import bf16_kind
+    from ragtune.model.cpu.encode_precision import SAMPLE_TEXTS, choose_encode_precision
+
+    encoder = searcher.encoder
+    if getattr(encoder, "precision", None) != "auto" or not hasattr(encoder, "device"):
+        return None
+    if encoder.device.type != "cpu" or bf16_kind() == "none":
+        return None
+    texts = searcher.store.sample_texts(SAMPLE_TEXTS)
+    if len(texts) < 2:
+        return None
+    check = choose_encode_precision(encoder, texts, force=True)
+    log.info("encode precision: %s (%s)", check.precision, check.reason)
+    return check
 
 
 class DrainingServer(uvicorn.Server):
