@@ -48,7 +48,8 @@ def mine_examples(
             MiningConfig(
                 source="dense",
                 num_negatives=1,
-                relative_margin=cfg.relative_margin,
+                # mining drops s > relative_margin * p: the config's margin is 1 minus that
+                relative_margin=1.0 - cfg.relative_margin,
                 cache_dir=str(cache),
                 seed=cfg.seed,
             ),
