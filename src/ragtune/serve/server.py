@@ -156,10 +156,7 @@ def settle_encode_precision(searcher: Searcher) -> PrecisionCheck | None:
         return None
     if encoder.device.type != "cpu" or bf16_kind() == "none":
         return None
-    texts = searcher.store.sample_texts(SAMPLE_TEXTS)
-    if len(texts) < 2:
-        return None
-    check = choose_encode_precision(encoder, texts, force=True)
+    check = choose_encode_precision(encoder, searcher.store.sample_texts(SAMPLE_TEXTS), force=True)
     log.info("encode precision: %s (%s)", check.precision, check.reason)
     return check
 

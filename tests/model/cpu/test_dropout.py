@@ -180,6 +180,7 @@ def test_bf16_attention_is_chosen_on_amx_only(monkeypatch):
     import ragtune.model.cpu.bf16 as bf16
 
     for kind, expected in (("amx", True), ("avx512_bf16", False), ("none", False)):
-        monkeypatch.setattr(attention, "_bf16_pays", None)
+        attention.bf16_attention_pays.cache_clear()
         monkeypatch.setattr(bf16, "bf16_kind", lambda flags=None, kind=kind: kind)
         assert attention.bf16_attention_pays() is expected
+    attention.bf16_attention_pays.cache_clear()  # the real CPU's answer for later tests

@@ -24,6 +24,7 @@ undoes it.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -70,6 +71,7 @@ def _takes_dropout_path(module: torch.nn.Module, query: torch.Tensor, kwargs: An
     return all(v is None or v is False for k, v in kwargs.items() if k not in plain)
 
 
+@functools.cache
 def bf16_attention_pays() -> bool:
     """Whether the dropout path keeps bf16 inputs in bf16: on AMX CPUs only (asked once).
 
@@ -78,15 +80,9 @@ def bf16_attention_pays() -> bool:
     AMX the fp32 path was the faster one (see the module docstring), and without native bf16
     bf16 is emulated. The softmax accumulates in fp32 inside PyTorch's kernel either way.
     """
-    global _bf16_pays
-    if _bf16_pays is None:
-        from .bf16 import bf16_kind
+    from .bf16 import bf16_kind
 
-        _bf16_pays = bf16_kind() == "amx"
-    return _bf16_pays
-
-
-_bf16_pays: bool | None = None
+    return bf16_kind() == "amx"
 
 
 def _attention_with_dropout(
