@@ -58,6 +58,7 @@ def worker(a: argparse.Namespace) -> None:
     assert dev is not None
     encoder = Encoder.load(a.model, device="cpu")
     cfg = TrainConfig(
+        recipe="fixed",  # this recipe, not train's search (recipe: auto)
         model=a.model,
         output=spec["output"],
         learning_rate=spec["lr"],

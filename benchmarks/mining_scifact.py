@@ -151,6 +151,7 @@ def run(args: argparse.Namespace, report: dict[str, Any], work: Path) -> None:
 
     for name in VARIANTS:
         cfg = TrainConfig(
+            recipe="fixed",  # this recipe, not train's search (recipe: auto)
             model=DEFAULT_MODEL,
             data=str(data[name]),
             output=str(work / f"model-{name}"),

@@ -110,6 +110,7 @@ def main() -> None:
                 mine_seconds = time.perf_counter() - t0
             examples = mined[r["mined"]]
         cfg = TrainConfig(
+            recipe="fixed",  # this recipe, not train's search (recipe: auto)
             model=a.model,
             output=str(tmp / name),
             batch_size=r["batch_size"],

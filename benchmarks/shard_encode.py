@@ -55,6 +55,13 @@ def main() -> None:
     parser.add_argument("data", type=Path, help="BEIR folder (corpus.jsonl)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/shard_encode.json"))
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "bf16", "auto"],
+        help="encoding precision of both runs (fp32: the identity check is exact arithmetic; "
+        "bf16 results depend on which documents share a padded batch)",
+    )
     args = parser.parse_args()
     from ragtune.search import IndexStore
 
@@ -63,10 +70,10 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="shard-encode-"))
     corpus, model = str(args.data / "corpus.jsonl"), common.minilm_path()
     cores = os.cpu_count() or 2
-    result: dict[str, Any] = {"corpus": args.data.name, "cores": cores}
+    result: dict[str, Any] = {"corpus": args.data.name, "cores": cores, "precision": args.precision}
     for name, count in (("one", 1), ("two", 2)):
         out = str(work / f"{name}.idx")
-        base = (corpus, "--out", out, "--model", model)
+        base = (corpus, "--out", out, "--model", model, "--precision", args.precision)
         procs = [
             cli(*base, "--shard", f"{i}/{count}", threads=cores // count) for i in range(count)
         ]

@@ -124,6 +124,7 @@ def _worker(a: argparse.Namespace) -> dict[str, Any]:
         recorder = common.ShapeRecorder(backbone.embeddings)
         marks = _step_clock(recorder)
         cfg = TrainConfig(
+            recipe="fixed",  # this recipe, not train's search (recipe: auto)
             model=a.model,
             output=str(tmp / "out"),
             max_seq_length=a.max_length,

@@ -160,6 +160,7 @@ def finetuned(a: argparse.Namespace, encoder: Any) -> dict[str, Any]:
     train_pairs, dev = carve_dev_set(beir_training_pairs(a.data, "train"), 0.15, 42)
     out = Path(tempfile.mkdtemp(prefix="ragtune-trunc-")) / "model"
     cfg = TrainConfig(
+        recipe="fixed",  # this recipe, not train's search (recipe: auto)
         model=a.model,
         output=str(out),
         batch_size=256,

@@ -80,6 +80,11 @@ def test_tune_writes_every_stage_and_a_rerun_resumes(tmp_path, tiny_model):
     assert summary["counts"]["docstring"]["generated"] == 16
     assert result.serve_command == f"ragtune serve {out / 'index'}"
     assert summary["reused_stages"] == []
+    # the pseudo dev queries are judged per generator too; a few each: reported, not tested
+    strata = summary["training"]["gate_strata"]
+    assert strata and {s["name"] for s in strata} <= set(summary["generators"])
+    assert all(not s["tested"] and s["n"] < 30 for s in strata)
+    assert f"Gate: {summary['training']['gate']}." in markdown and "| dev queries of |" in markdown
 
     again = run_tune(config(repo, out, tiny_model))
     assert {"chunks", "queries:docstring", "filter", "split", "mine", "train"} <= set(
@@ -102,6 +107,7 @@ def test_user_questions_are_scored_and_a_bad_line_is_one_clear_error(tmp_path, t
     assert (on_questions["dev_questions"], on_questions["split_by"]) == (2, "none")
     assert "the test is the held-out pseudo-queries" in on_questions["note"]
     assert "| your questions (dev) |" in (tmp_path / "run" / "tune.md").read_text()
+    assert result.summary["training"]["gate_strata"] == []  # real questions: one pooled test
 
     questions.write_text('{"query": "x"}\n')
     runner = CliRunner()

@@ -57,3 +57,46 @@ def test_without_dev_scores_nothing_is_claimed() -> None:
         d = decide(base, tuned)
         assert d.improvement == "not measured" and d.published == "tuned"
         assert d.gain is None and d.p_value is None and "not measured" in d.reason
+
+
+def _two_kinds(gain_a: float, gain_b: float, n: int = 60) -> tuple[dict, dict, dict]:
+    """2n dev queries, n of kind "cloze" and n of kind "title", with the given mean gains."""
+    rng = np.random.default_rng(1)
+    base = per_query(rng.uniform(0.2, 0.8, 2 * n))
+    gains = np.r_[gain_a + rng.normal(0, 0.02, n), gain_b + rng.normal(0, 0.02, n)]
+    tuned = {q: s + g for (q, s), g in zip(base.items(), gains, strict=True)}
+    strata = {q: ("cloze" if i < n else "title") for i, q in enumerate(base)}
+    return base, tuned, strata
+
+
+def test_a_pooled_gain_that_one_kind_of_query_does_not_show_publishes_the_base_model() -> None:
+    base, tuned, strata = _two_kinds(0.08, 0.0)  # pooled +0.04, clearly significant
+    assert decide(base, tuned).published == "tuned"  # without strata: published
+    d = decide(base, tuned, strata=strata)
+    assert d.published == "base" and d.improvement == "not improved"
+    assert d.p_value is not None and d.p_value < 0.001  # the pooled test alone would publish
+    assert "significant, but not on every kind of dev query (title " in d.reason
+    assert [(s.name, s.n, s.tested, s.passed) for s in d.strata] == [
+        ("cloze", 60, True, True),
+        ("title", 60, True, False),
+    ]
+
+
+def test_a_gain_on_every_kind_publishes_the_tuned_model_with_each_kinds_evidence() -> None:
+    base, tuned, strata = _two_kinds(0.05, 0.03)
+    d = decide(base, tuned, strata=strata)
+    assert d.published == "tuned" and all(s.passed and s.tested for s in d.strata)
+    assert [round(s.gain, 2) for s in d.strata] == [0.05, 0.03]
+    assert all(s.low > 0 for s in d.strata)
+
+
+def test_a_stratum_too_small_to_test_is_reported_and_does_not_veto() -> None:
+    base, tuned, strata = _two_kinds(0.05, 0.05)
+    few = [q for q in base][:5]
+    strata.update({q: "keywords" for q in few})  # 5 queries: below MIN_STRATUM_QUERIES
+    for q in few:
+        tuned[q] = base[q] - 0.2  # worse on them, but 5 queries decide nothing alone
+    d = decide(base, tuned, strata=strata)
+    kinds = {s.name: s for s in d.strata}
+    assert not kinds["keywords"].tested and kinds["keywords"].passed and kinds["keywords"].n == 5
+    assert d.published == "tuned"

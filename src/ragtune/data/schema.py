@@ -60,6 +60,9 @@ class EvalSet:
     corpus: dict[str, Document]
     qrels: Qrels
     name: str = "eval"
+    strata: dict[str, str] = field(default_factory=dict)
+    """Optional ``{query id: kind}`` (say the generator of a pseudo-query): the significance
+    gate (train/gate.py) then asks for a gain on every kind, not only pooled."""
 
     def __post_init__(self) -> None:
         # Evaluate only queries that have at least one relevant document (BEIR's convention).

@@ -72,6 +72,7 @@ from ragtune.serve.limits import (
     unencodable,
 )
 from ragtune.serve.metrics import install_metrics
+from ragtune.serve.responses import FastJSONResponse
 from ragtune.serve.openai_api import (
     TOKEN_ENCODINGS,
     EmbeddingsRequest,
@@ -300,8 +301,10 @@ def create_app(
                 )
         encoded = await encode(texts, prompt, "input")
         # a Response, not a dict: FastAPI would walk every float through jsonable_encoder
-        # (~2 ms a 384-dim vector, 3x the json.dumps of the same body)
-        return JSONResponse(
+        # (~2 ms a 384-dim vector, 3x the json.dumps of the same body); and orjson, not
+        # json.dumps: the standard encoder's float formatting was 6.7% of the server's samples
+        # at 64 clients (py-spy, BENCHMARKS.md section 7), 40% of the event loop's work
+        return FastJSONResponse(
             embeddings_response(
                 encoded.vectors,
                 encoded.tokens,

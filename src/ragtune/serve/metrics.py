@@ -183,6 +183,8 @@ class ObserveMiddleware:
             seconds = time.perf_counter() - started
             path = scope["path"]
             self.metrics.observe_request(self.endpoint(path), scope["method"], status, seconds)
+            if not access_log.isEnabledFor(logging.INFO):
+                return
             entry = {
                 "method": scope["method"],
                 "path": path,

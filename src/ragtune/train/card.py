@@ -99,7 +99,16 @@ def dev_evidence(result: Any) -> list[str]:
             "- interpolation weight a (theta = a x tuned + (1 - a) x base): "
             + ("not run" if mix is None else f"{mix:g}"),
             f"- gate: publish the tuned model only when the gain is above {gate.min_gain:g}"
-            + (f" with p below {gate.max_p:g}" if gate.max_p < 1 else ""),
+            + (f" with p below {gate.max_p:g}" if gate.max_p < 1 else "")
+            + (", on the pooled dev queries and on every kind of them" if gate.strata else ""),
+        ]
+        for st in getattr(gate, "strata", ()):
+            verdict = ("holds" if st.passed else "FAILS") if st.tested else "too few to test"
+            lines.append(
+                f"  - {st.name}: {st.gain:+.4f} [{st.low:+.4f}, {st.high:+.4f}], "
+                f"p = {st.p_value:.3g}, n = {st.n}: {verdict}"
+            )
+        lines += [
             "",
             f"Decision: {gate.reason}.",
             "",

@@ -117,6 +117,7 @@ def finish_run(
         min_gain=cfg.publish_min_gain,
         max_p=cfg.publish_p,
         metric=metric,
+        strata=dev.strata if dev is not None else None,
     )
     if gate.published == "base":
         published_model = base_encoder

@@ -36,11 +36,13 @@ def sample(pairs: Sequence[PseudoPair], n: int, seed: int) -> list[PseudoPair]:
 def pseudo_evalset(
     pairs: Sequence[PseudoPair], chunks: Sequence[Chunk], name: str, paths: set[str]
 ) -> EvalSet:
-    """Queries = the pairs; corpus = their positives + the chunks of ``paths`` that gave none."""
+    """Queries = the pairs; corpus = their positives + the chunks of ``paths`` that gave none;
+    strata = each query's generator (the gate asks for a gain on every one, train/gate.py)."""
     by_id = {chunk_id(c): c for c in chunks}
     corpus: dict[str, Document] = {}
     queries: dict[str, str] = {}
     qrels: dict[str, dict[str, int]] = {}
+    strata: dict[str, str] = {}
     used = {p.chunk_id for p in pairs}
     for i, pair in enumerate(pairs):
         doc = positive_id(pair)
@@ -51,12 +53,13 @@ def pseudo_evalset(
         qid = f"q{i}"
         queries[qid] = pair.query
         qrels[qid] = {doc: 1}
+        strata[qid] = pair.generator
     for cid, chunk in by_id.items():
         if chunk.path in paths and cid not in used:
             corpus[cid] = Document(
                 cid, chunk.text, metadata=_where(chunk.path, chunk.start_line, chunk.end_line)
             )
-    return EvalSet(queries, corpus, qrels, name=name)
+    return EvalSet(queries, corpus, qrels, name=name, strata=strata)
 
 
 def question_evalset(

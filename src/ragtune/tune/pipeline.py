@@ -190,6 +190,8 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
         raise RagtuneError(f"{cfg.queries}: no question's path is a file of {cfg.input}")
     if unmatched:
         console.print(f"[yellow]{unmatched} questions name a path with no chunk: not scored")
+    # the user's questions decide; else pseudo-queries, whose strata are their generators: the
+    # gate then asks for a gain on every generator's queries (train/gate.py)
     dev = (
         q_dev
         if q_dev is not None and q_dev.queries
@@ -235,6 +237,8 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
             "dev_best": trained.best_score,
             "improved": trained.improved,
             "improvement": trained.improvement,
+            "gate": trained.gate.reason if trained.gate is not None else None,
+            "gate_strata": [asdict(st) for st in trained.gate.strata] if trained.gate else [],
         }
         atomic_write_json(work / "train.json", training)
         stages.finish("train", tkey)
@@ -247,7 +251,7 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
     per_generator = {}
     for name in cfg.generators:
         if any(p.generator == name for p in split["test"]):
-            sub = _subset(test, split["test"], name)
+            sub = _subset(test, name)
             per_generator[name] = {
                 "queries": len(sub.queries),
                 **{
@@ -350,9 +354,9 @@ def _pseudo(pairs: list[PseudoPair], chunks: list[Chunk], name: str, paths: set[
     return pseudo_evalset(pairs, chunks, name, paths)
 
 
-def _subset(test: EvalSet, pairs: list[PseudoPair], generator: str) -> EvalSet:
+def _subset(test: EvalSet, generator: str) -> EvalSet:
     """The test set's queries of one generator, over the same corpus."""
-    keep = {f"q{i}" for i, p in enumerate(pairs) if p.generator == generator}
+    keep = {q for q, g in test.strata.items() if g == generator}
     return EvalSet(
         {q: t for q, t in test.queries.items() if q in keep},
         test.corpus,

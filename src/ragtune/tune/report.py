@@ -55,6 +55,21 @@ def tune_markdown(summary: dict[str, Any]) -> str:
         f"dev {_num(training.get('dev_base'))} -> {_num(training.get('dev_best'))}; "
         + ("published." if training.get("improved") else "not better on dev: base kept."),
     ]
+    if training.get("gate"):
+        lines += ["", f"Gate: {training['gate']}."]
+    strata = training.get("gate_strata") or []
+    if strata:
+        lines += [
+            "",
+            "| dev queries of | n | gain | 95% interval | p | verdict |",
+            "|---|---:|---:|---|---:|---|",
+        ]
+        for st in strata:
+            verdict = ("holds" if st["passed"] else "fails") if st["tested"] else "too few"
+            lines.append(
+                f"| {st['name']} | {st['n']} | {st['gain']:+.4f} | "
+                f"[{st['low']:+.4f}, {st['high']:+.4f}] | {st['p_value']:.3g} | {verdict} |"
+            )
     note = (summary.get("questions") or {}).get("note")
     if note:
         lines += ["", f"Your questions: {note}."]

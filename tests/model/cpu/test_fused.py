@@ -144,3 +144,31 @@ def test_fused_bf16_casts_the_weights_again_after_they_change(tokenizer):
     reference = encoder.encode(TEXTS, precision="bf16")
     assert _cosines(after, reference).min() > 0.9995
     assert _cosines(after, before).min() < 0.99  # the old bf16 copies were not used
+
+
+def test_padding_is_skipped_and_each_text_encodes_as_it_would_alone(tokenizer, monkeypatch):
+    """The linears run on the real tokens only (fused.real_rows); a text's tokens and vector are
+    the ones it gets in a batch of its own, where there is no padding at all."""
+    from ragtune.model.cpu import fused as fused_module
+
+    encoder = make_tiny_encoder(tokenizer)
+    forward = FusedForward(encoder.backbone)
+    features = _features(tokenizer)
+    mask = features["attention_mask"]
+    rows = fused_module.real_rows(mask)
+    assert rows is not None and rows.numel() == int(mask.sum()) < mask.numel()
+    assert fused_module.real_rows(torch.ones(2, 5, dtype=torch.long)) is None
+    with torch.inference_mode():
+        batch = forward(features, 2)  # (3, T, H), padded rows zero
+        for i, text in enumerate(TEXTS):
+            alone = forward(dict(tokenizer([text], return_tensors="pt")), 2)[0]
+            n = int(mask[i].sum())
+            torch.testing.assert_close(batch[i, :n], alone, rtol=0, atol=1e-5)
+            assert not batch[i, n:].any()  # padding comes back as zeros
+        seen: list[int] = []  # what the linears were given: real tokens only, never B x T
+        real_linear = fused_module._linear
+        monkeypatch.setattr(
+            fused_module, "_linear", lambda x, lin: seen.append(x.shape[0]) or real_linear(x, lin)
+        )
+        forward(features, 1)
+    assert seen == [int(mask.sum())] * 3  # query, key and value of the one layer

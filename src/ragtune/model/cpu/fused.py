@@ -8,6 +8,14 @@ linear with post-ops adds the bias, applies GELU or adds the residual while the 
 still in cache. The arithmetic is the same fp32 (hidden states differ by ~1e-6), so embeddings
 stay equal to the Hugging Face forward within 1e-5.
 
+**Unpadded**: every linear, GELU, residual and LayerNorm runs on the batch's real tokens only,
+(N, H) with N = the sum of the lengths, not (B x T, H); only attention sees the padded
+(B, heads, T, d) layout, scattered in and gathered out around it (:func:`real_rows`). Why: a
+server's batch is the queries that arrived together, of mixed lengths, and padding them to the
+longest made the linears do up to twice the work (SciFact queries: 22 tokens on average, 48 at
+most; measured in BENCHMARKS.md section 7). Padding rows come back as zeros: pooling and the
+token output read the real tokens only.
+
 Only for inference (oneDNN's fused linear has no autograd), on CPU, and only for the
 architectures it understands: :func:`unsupported_reason` names what stops it, and
 :meth:`FusedForward.verify` compares it with the Hugging Face forward once before it is trusted.
@@ -109,25 +117,32 @@ class FusedForward:
         x = self.backbone.embeddings(input_ids=features["input_ids"], **extra)  # (B, T, H)
         b, t, h = x.shape
         keep = mask.bool()[:, None, None, :]  # (B, 1, 1, T): attend to real tokens only
-        flat = x.reshape(b * t, h)
+        rows = real_rows(mask)  # (N,) or None: no padding
+        flat = _gather(x.reshape(b * t, h), rows)  # (N, H): the real tokens only
         for layer in self.layers[:num_layers]:
-            flat = self._layer(layer, flat, keep, b, t)
-        return flat.view(b, t, h)
+            flat = self._layer(layer, flat, keep, b, t, rows)
+        return _scatter(flat, rows, b * t).view(b, t, h)
 
     def _layer(
-        self, layer: Any, x: torch.Tensor, keep: torch.Tensor, b: int, t: int
+        self,
+        layer: Any,
+        x: torch.Tensor,
+        keep: torch.Tensor,
+        b: int,
+        t: int,
+        rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
         attn = layer.attention.self
         heads, size = attn.num_attention_heads, attn.attention_head_size
 
-        def split(lin: nn.Linear) -> torch.Tensor:  # (B*T, H) -> (B, heads, T, d)
-            y = _linear(x, lin)
+        def split(lin: nn.Linear) -> torch.Tensor:  # (N, H) -> (B, heads, T, d)
+            y = _scatter(_linear(x, lin), rows, b * t)
             return y.view(b, t, heads, size).transpose(1, 2)
 
         context = F.scaled_dot_product_attention(
             split(attn.query), split(attn.key), split(attn.value), attn_mask=keep
         )  # (B, heads, T, d)
-        context = context.transpose(1, 2).reshape(b * t, heads * size)
+        context = _gather(context.transpose(1, 2).reshape(b * t, heads * size), rows)  # (N, H)
         out = layer.attention.output
         x = _layer_norm(_linear_add(context, x, out.dense), out.LayerNorm)
         inner = torch.ops.mkldnn._linear_pointwise(
@@ -174,30 +189,60 @@ class FusedBf16Forward:
             x = backbone.embeddings(input_ids=features["input_ids"], **extra).float()  # (B, T, H)
             b, t, h = x.shape
             keep = mask.bool()[:, None, None, :]  # (B, 1, 1, T)
-            flat = x.reshape(b * t, h)  # fp32 residual stream
+            rows = real_rows(mask)  # (N,) or None: no padding
+            flat = _gather(x.reshape(b * t, h), rows)  # (N, H) fp32 residual stream
             for layer in self.fp32.layers[:num_layers]:
-                flat = self._layer(layer, flat, keep, b, t)
-            return flat.view(b, t, h)
+                flat = self._layer(layer, flat, keep, b, t, rows)
+            return _scatter(flat, rows, b * t).view(b, t, h)
 
     def _layer(
-        self, layer: Any, x: torch.Tensor, keep: torch.Tensor, b: int, t: int
+        self,
+        layer: Any,
+        x: torch.Tensor,
+        keep: torch.Tensor,
+        b: int,
+        t: int,
+        rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
         attn = layer.attention.self
         heads, size = attn.num_attention_heads, attn.attention_head_size
-        x16 = x.to(torch.bfloat16)  # (B*T, H): the GEMMs' input
+        x16 = x.to(torch.bfloat16)  # (N, H): the GEMMs' input
 
-        def split(lin: nn.Linear) -> torch.Tensor:  # (B*T, H) -> (B, heads, T, d)
-            return self._linear(x16, lin).view(b, t, heads, size).transpose(1, 2)
+        def split(lin: nn.Linear) -> torch.Tensor:  # (N, H) -> (B, heads, T, d)
+            y = _scatter(self._linear(x16, lin), rows, b * t)
+            return y.view(b, t, heads, size).transpose(1, 2)
 
         context = F.scaled_dot_product_attention(
             split(attn.query), split(attn.key), split(attn.value), attn_mask=keep
         )  # (B, heads, T, d) bf16
-        context = context.transpose(1, 2).reshape(b * t, heads * size)
+        context = _gather(context.transpose(1, 2).reshape(b * t, heads * size), rows)
         out = layer.attention.output
         x = _layer_norm(self._linear(context, out.dense).float().add_(x), out.LayerNorm)
         inner = self._linear(x.to(torch.bfloat16), layer.intermediate.dense, "gelu")
         down = self._linear(inner, layer.output.dense).float().add_(x)
         return _layer_norm(down, layer.output.LayerNorm)
+
+
+def real_rows(mask: torch.Tensor) -> torch.Tensor | None:
+    """Indices (N,) of the real tokens of a (B, T) attention mask in its flattened (B*T) order,
+    or None when the batch has no padding (nothing to skip)."""
+    flat = mask.reshape(-1).bool()
+    if bool(flat.all()):
+        return None
+    return flat.nonzero().squeeze(1)
+
+
+def _gather(x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+    """(B*T, H) -> (N, H): the real tokens' rows."""
+    return x if rows is None else x.index_select(0, rows)
+
+
+def _scatter(x: torch.Tensor, rows: torch.Tensor | None, total: int) -> torch.Tensor:
+    """(N, H) -> (B*T, H) with zeros at the padding (masked out of attention and pooling)."""
+    if rows is None:
+        return x
+    out = x.new_zeros(total, x.shape[1])
+    return out.index_copy_(0, rows, x)
 
 
 def _linear(x: torch.Tensor, lin: nn.Linear) -> torch.Tensor:
