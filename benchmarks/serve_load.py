@@ -81,11 +81,11 @@ def run_load(
 
     Each client is one keep-alive HTTP/1.1 connection sending its requests one after another,
     all clients on one asyncio loop (:func:`_http_exchange`). Why not a thread per client with
-    ``httpx``: on 2 cores the load generator shares the CPU with the server it measures, and
-    64 httpx threads cost about 2 ms of CPU a request; the raw asyncio client costs about a
-    tenth of that (``client_cpu_ms_per_request`` in the result is this process's CPU time over
-    the run, divided by the requests answered), so the ratios compare the servers more than
-    the generator.
+    ``httpx``: on 2 cores the load generator shares the CPU with the server it measures, and 64
+    Python threads each parsing responses in httpx contend for it; the asyncio client's own CPU
+    per request is reported (``client_cpu_ms_per_request``: this process's CPU time over the
+    run, divided by the requests answered; 0.14-0.73 ms in BENCHMARKS.md section 7), so that
+    its share of the machine is known.
     """
     if endpoint not in ("search", "embeddings"):
         raise ValueError(f"unknown endpoint {endpoint!r}; choose search or embeddings")

@@ -158,6 +158,9 @@ def test_padding_is_skipped_and_each_text_encodes_as_it_would_alone(tokenizer, m
     rows = fused_module.real_rows(mask)
     assert rows is not None and rows.numel() == int(mask.sum()) < mask.numel()
     assert fused_module.real_rows(torch.ones(2, 5, dtype=torch.long)) is None
+    little = torch.ones(2, 10, dtype=torch.long)
+    little[1, -2:] = 0  # 10% padding: below UNPAD_FROM, the padded batch is cheaper
+    assert fused_module.real_rows(little) is None
     with torch.inference_mode():
         batch = forward(features, 2)  # (3, T, H), padded rows zero
         for i, text in enumerate(TEXTS):
