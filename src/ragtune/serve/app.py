@@ -72,7 +72,6 @@ from ragtune.serve.limits import (
     unencodable,
 )
 from ragtune.serve.metrics import install_metrics
-from ragtune.serve.responses import FastJSONResponse
 from ragtune.serve.openai_api import (
     TOKEN_ENCODINGS,
     EmbeddingsRequest,
@@ -82,6 +81,7 @@ from ragtune.serve.openai_api import (
     few_texts,
     input_texts,
 )
+from ragtune.serve.responses import FastJSONResponse
 
 PAGE_CSP = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "

@@ -18,7 +18,6 @@ from typing import Any
 import orjson
 from starlette.responses import JSONResponse
 
-
 _NON_FINITE = "a response value is NaN or infinite, which JSON cannot carry"
 
 
