@@ -5,8 +5,8 @@ queries: 22 tokens on average, 50 at most), padded to the longest of each forwar
 fused forward (:mod:`ragtune.model.cpu.fused`) runs its linears on the real tokens only where
 enough of a batch is padding; this benchmark encodes the same 512 SciFact queries, 128 per call,
 with ``batch_size`` 8 to 128 texts per forward pass, both ways (padding kept: ``real_rows``
-patched to report no padding), fp32, alternating the two modes over ``--rounds`` rounds and keeping each one's best. It also
-checks that both give the same vectors.
+patched to report no padding), fp32, alternating the two modes over ``--rounds`` rounds and
+keeping each one's best. It also checks that both give the same vectors.
 
 Usage::
 
