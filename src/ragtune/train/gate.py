@@ -119,7 +119,12 @@ def decide(
     test_ok = max_p >= 1 or c.p_value < max_p
     by_stratum = _strata(base, tuned, strata or {}, min_gain, max_p)
     failed = [s for s in by_stratum if not s.passed]
-    if gain_ok and test_ok and failed:
+    if gain_ok and test_ok and not failed:
+        published: Published = "tuned"
+        test = "" if max_p >= 1 else f", p = {c.p_value:.3g} < {max_p:g}"
+        reason = f"the tuned model is published: dev gain {evidence}{test}"
+    elif gain_ok and test_ok:
+        published = "base"
         lines = "; ".join(
             f"{s.name} {s.gain:+.4f} [{s.low:+.4f}, {s.high:+.4f}], p = {s.p_value:.3g}, n = {s.n}"
             for s in failed
@@ -129,23 +134,6 @@ def decide(
             f"significant, but not on every kind of dev query ({lines}); a gain that one kind "
             "of query does not show may not reach real queries either"
         )
-        return GateDecision(
-            published="base",
-            improvement="not improved",
-            reason=reason,
-            gain=c.mean_difference,
-            low=c.low,
-            high=c.high,
-            p_value=c.p_value,
-            n=c.n,
-            min_gain=min_gain,
-            max_p=max_p,
-            strata=by_stratum,
-        )
-    if gain_ok and test_ok:
-        published: Published = "tuned"
-        test = "" if max_p >= 1 else f", p = {c.p_value:.3g} < {max_p:g}"
-        reason = f"the tuned model is published: dev gain {evidence}{test}"
     else:
         published = "base"
         if not gain_ok:

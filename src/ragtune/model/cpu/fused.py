@@ -116,13 +116,7 @@ class FusedForward:
         mask = features["attention_mask"]  # (B, T)
         extra = {k: features[k] for k in ("token_type_ids", "position_ids") if k in features}
         x = self.backbone.embeddings(input_ids=features["input_ids"], **extra)  # (B, T, H)
-        b, t, h = x.shape
-        keep = mask.bool()[:, None, None, :]  # (B, 1, 1, T): attend to real tokens only
-        rows = real_rows(mask)  # (N,) or None: no padding
-        flat = _gather(x.reshape(b * t, h), rows)  # (N, H): the real tokens only
-        for layer in self.layers[:num_layers]:
-            flat = self._layer(layer, flat, keep, b, t, rows)
-        return _scatter(flat, rows, b * t).view(b, t, h)
+        return _run_layers(x, mask, self.layers[:num_layers], self._layer)
 
     def _layer(
         self,
@@ -188,13 +182,7 @@ class FusedBf16Forward:
             mask = features["attention_mask"]  # (B, T)
             extra = {k: features[k] for k in ("token_type_ids", "position_ids") if k in features}
             x = backbone.embeddings(input_ids=features["input_ids"], **extra).float()  # (B, T, H)
-            b, t, h = x.shape
-            keep = mask.bool()[:, None, None, :]  # (B, 1, 1, T)
-            rows = real_rows(mask)  # (N,) or None: no padding
-            flat = _gather(x.reshape(b * t, h), rows)  # (N, H) fp32 residual stream
-            for layer in self.fp32.layers[:num_layers]:
-                flat = self._layer(layer, flat, keep, b, t, rows)
-            return _scatter(flat, rows, b * t).view(b, t, h)
+            return _run_layers(x, mask, self.fp32.layers[:num_layers], self._layer)  # fp32 stream
 
     def _layer(
         self,
@@ -239,6 +227,18 @@ def real_rows(mask: torch.Tensor) -> torch.Tensor | None:
     if real > (1.0 - UNPAD_FROM) * flat.numel():
         return None
     return flat.nonzero().squeeze(1)
+
+
+def _run_layers(x: torch.Tensor, mask: torch.Tensor, layers: list[Any], step: Any) -> torch.Tensor:
+    """Embeddings (B, T, H) through ``layers`` with ``step(layer, x, keep, b, t, rows)``, on the
+    real tokens (N, H) when the batch has enough padding; back as (B, T, H)."""
+    b, t, h = x.shape
+    keep = mask.bool()[:, None, None, :]  # (B, 1, 1, T): attend to real tokens only
+    rows = real_rows(mask)  # (N,) or None: run the padded batch
+    flat = _gather(x.reshape(b * t, h), rows)  # (N, H)
+    for layer in layers:
+        flat = step(layer, flat, keep, b, t, rows)
+    return _scatter(flat, rows, b * t).view(b, t, h)
 
 
 def _gather(x: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
