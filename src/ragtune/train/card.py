@@ -102,11 +102,10 @@ def dev_evidence(result: Any) -> list[str]:
             + (f" with p below {gate.max_p:g}" if gate.max_p < 1 else "")
             + (", on the pooled dev queries and on every kind of them" if gate.strata else ""),
         ]
-        for st in getattr(gate, "strata", ()):
-            verdict = ("holds" if st.passed else "FAILS") if st.tested else "too few to test"
+        for st in gate.strata:
             lines.append(
                 f"  - {st.name}: {st.gain:+.4f} [{st.low:+.4f}, {st.high:+.4f}], "
-                f"p = {st.p_value:.3g}, n = {st.n}: {verdict}"
+                f"p = {st.p_value:.3g}, n = {st.n}: {st.verdict}"
             )
         lines += [
             "",

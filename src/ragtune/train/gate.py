@@ -63,6 +63,13 @@ class StratumGain:
     passed: bool
     """The stratum's own gain rule held (True for an untested stratum)."""
 
+    @property
+    def verdict(self) -> str:
+        """``holds``, ``fails`` or ``too few to test``: what the card and the tune report show."""
+        if not self.tested:
+            return "too few to test"
+        return "holds" if self.passed else "fails"
+
 
 @dataclass(frozen=True)
 class GateDecision:

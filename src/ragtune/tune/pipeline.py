@@ -238,7 +238,9 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
             "improved": trained.improved,
             "improvement": trained.improvement,
             "gate": trained.gate.reason if trained.gate is not None else None,
-            "gate_strata": [asdict(st) for st in trained.gate.strata] if trained.gate else [],
+            "gate_strata": [{**asdict(st), "verdict": st.verdict} for st in trained.gate.strata]
+            if trained.gate
+            else [],
         }
         atomic_write_json(work / "train.json", training)
         stages.finish("train", tkey)

@@ -65,10 +65,9 @@ def tune_markdown(summary: dict[str, Any]) -> str:
             "|---|---:|---:|---|---:|---|",
         ]
         for st in strata:
-            verdict = ("holds" if st["passed"] else "fails") if st["tested"] else "too few"
             lines.append(
                 f"| {st['name']} | {st['n']} | {st['gain']:+.4f} | "
-                f"[{st['low']:+.4f}, {st['high']:+.4f}] | {st['p_value']:.3g} | {verdict} |"
+                f"[{st['low']:+.4f}, {st['high']:+.4f}] | {st['p_value']:.3g} | {st['verdict']} |"
             )
     note = (summary.get("questions") or {}).get("note")
     if note:

@@ -34,6 +34,7 @@ only when a weight changes) and the post-ops stay fused.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -125,7 +126,7 @@ class FusedForward:
         keep: torch.Tensor,
         b: int,
         t: int,
-        rows: torch.Tensor | None = None,
+        rows: torch.Tensor | None,
     ) -> torch.Tensor:
         attn = layer.attention.self
         heads, size = attn.num_attention_heads, attn.attention_head_size
@@ -191,7 +192,7 @@ class FusedBf16Forward:
         keep: torch.Tensor,
         b: int,
         t: int,
-        rows: torch.Tensor | None = None,
+        rows: torch.Tensor | None,
     ) -> torch.Tensor:
         attn = layer.attention.self
         heads, size = attn.num_attention_heads, attn.attention_head_size
@@ -229,9 +230,17 @@ def real_rows(mask: torch.Tensor) -> torch.Tensor | None:
     return flat.nonzero().squeeze(1)
 
 
-def _run_layers(x: torch.Tensor, mask: torch.Tensor, layers: list[Any], step: Any) -> torch.Tensor:
-    """Embeddings (B, T, H) through ``layers`` with ``step(layer, x, keep, b, t, rows)``, on the
-    real tokens (N, H) when the batch has enough padding; back as (B, T, H)."""
+LayerStep = Callable[
+    [Any, torch.Tensor, torch.Tensor, int, int, "torch.Tensor | None"], torch.Tensor
+]
+"""One layer of a fused forward: ``(layer, x (N, H), keep (B, 1, 1, T), b, t, rows) -> (N, H)``."""
+
+
+def _run_layers(
+    x: torch.Tensor, mask: torch.Tensor, layers: list[Any], step: LayerStep
+) -> torch.Tensor:
+    """Embeddings (B, T, H) through ``layers`` with ``step``, on the real tokens (N, H) when the
+    batch has enough padding (:func:`real_rows`); back as (B, T, H)."""
     b, t, h = x.shape
     keep = mask.bool()[:, None, None, :]  # (B, 1, 1, T): attend to real tokens only
     rows = real_rows(mask)  # (N,) or None: run the padded batch
