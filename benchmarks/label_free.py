@@ -33,6 +33,7 @@ from ragtune.io import atomic_write_json
 from ragtune.model.encoder import Encoder
 from ragtune.model.resolve import DEFAULT_MODEL
 from ragtune.tune import TuneConfig, run_tune
+from ragtune.tune.config import ALL_GENERATORS
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -54,7 +55,8 @@ def main() -> None:
     ap.add_argument("beir", nargs="?", help="a BEIR folder (corpus.jsonl, queries, qrels/test)")
     ap.add_argument("--stdlib", action="store_true", help="tune on the standard library instead")
     ap.add_argument("--ablation", action="store_true", help="also each generator alone")
-    ap.add_argument("--max-pairs", type=int, default=6000)
+    ap.add_argument("--max-pairs", type=int, default=0, help="0: tune's default")
+    ap.add_argument("--budget", default="", help="tune's --budget (default: 20m for --stdlib)")
     ap.add_argument("--max-seq-length", type=int, default=256)
     ap.add_argument("--work", default="", help="folder for the runs (default: a temp folder)")
     args = ap.parse_args()
@@ -68,7 +70,7 @@ def main() -> None:
         held = {d.metadata["path"] for s in (data.dev, data.test) for d in s.corpus.values()}
         exclude = tuple(f"{d}/" for d in sorted(SKIP_DIRS)) + tuple(f"/{p}" for p in sorted(held))
         source, test, name = str(stdlib_root()), data.test, "stdlib"
-        runs = {"all": ("docstring", "comment", "identifier")}
+        runs = {"all": ALL_GENERATORS}  # what `ragtune tune` runs; the prose ones skip code
         seq = 128  # the demo's length, for a like-for-like comparison
     else:
         if not args.beir:
@@ -83,7 +85,14 @@ def main() -> None:
         if args.ablation:
             runs |= {g: (g,) for g in ("title", "cloze", "keywords")}
         seq = args.max_seq_length
-    result: dict[str, Any] = {"corpus": name, "max_pairs": args.max_pairs, "max_seq_length": seq}
+    settings: dict[str, Any] = {"max_seq_length": seq, "exclude": exclude}
+    if args.max_pairs:
+        settings["max_pairs"] = args.max_pairs
+    if args.budget or args.stdlib:
+        settings["budget"] = args.budget or "20m"
+    # a folder is indexed at the end, and that is part of tune's wall time; a BEIR corpus is not
+    settings["index"] = args.stdlib
+    result: dict[str, Any] = {"corpus": name, **settings, "exclude": len(exclude)}
     out_file = RESULTS / f"label_free_{name}.json"
     result["baselines"] = score(test, None, seq, cache)
     print(f"{name}: BM25 {result['baselines']['BM25']:.4f}, base {result['baselines']['base']:.4f}")
@@ -91,19 +100,20 @@ def main() -> None:
     for run, generators in runs.items():
         started = time.perf_counter()
         tuned = run_tune(
-            TuneConfig(
-                input=source,
-                output=str(work / run),
-                generators=generators,
-                max_pairs=args.max_pairs,
-                max_seq_length=seq,
-                exclude=exclude,
-                index=False,
-            )
+            TuneConfig(input=source, output=str(work / run), generators=generators, **settings)
         )
+        seconds = time.perf_counter() - started
+        candidate = tuned.output / "model" / "run" / "best"
+        refused = {}
+        if not tuned.improved and candidate.is_dir():
+            # for the record only: what the gate kept out, on the real test queries
+            refused = score(test, candidate, seq, cache)
         row = {
             "generators": list(generators),
-            "seconds": round(time.perf_counter() - started, 1),
+            "published": "tuned" if tuned.improved else "base",
+            "refused_candidate_test": refused.get("tuned"),
+            "seconds": round(seconds, 1),
+            "budget": settings.get("budget", TuneConfig.budget),
             "test": score(test, tuned.output / "model", seq, cache),
             "held_out_pseudo": tuned.summary["test"],
             "counts": {

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from ragtune.cli.main import app
 from ragtune.tune import TuneConfig, run_tune
+from ragtune.tune.budget import MIN_STEPS
 from tests.conftest import make_tiny_encoder
 from tests.pseudo.llm_standin import StandIn, free_port, questions_for
 
@@ -128,6 +129,24 @@ def test_user_questions_are_scored_and_a_bad_line_is_one_clear_error(tmp_path, t
     )
     assert res.exit_code != 0
     assert "q.jsonl:1" in str(res.exception) and "'path'" in str(res.exception)
+
+
+def test_the_budget_shortens_training_and_the_report_says_so(tmp_path, tiny_model):
+    repo = make_repo(tmp_path / "repo")
+    out = tmp_path / "run"
+    # 12 epochs of a few batches each, and a budget already spent before training starts
+    result = run_tune(config(repo, out, tiny_model, epochs=12, budget="0.01s", index=False))
+    plan = result.summary["training"]["plan"]
+    assert plan["full_steps"] > MIN_STEPS and plan["max_steps"] == MIN_STEPS
+    assert plan["shortened"] and plan["over_budget"]
+    assert result.summary["training"]["steps"] == MIN_STEPS
+    markdown = (out / "tune.md").read_text()
+    fit = f"Budget: {MIN_STEPS} of {plan['full_steps']} training steps fit the 0.01 s budget"
+    assert fit in markdown
+    assert "the budget is too small" in markdown
+    # a rerun keeps the plan (and so the trained model) instead of re-planning on a new clock
+    again = run_tune(config(repo, out, tiny_model, epochs=12, budget="0.01s", index=False))
+    assert {"plan", "train"} <= set(again.summary["reused_stages"])
 
 
 def test_an_unknown_generator_is_refused_before_any_work(tmp_path):

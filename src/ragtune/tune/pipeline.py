@@ -20,14 +20,15 @@ them), and the split comes after it so dev and test hold only pairs that passed,
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ragtune.config import load_config
-from ragtune.data.schema import EvalSet
+from ragtune.data.schema import EvalSet, Example
 from ragtune.errors import RagtuneError
 from ragtune.evaluation.evaluate import EvalResult, evaluate_bm25, evaluate_encoder
 from ragtune.evaluation.report import Report, compare
@@ -50,6 +51,10 @@ from ragtune.pseudo.split import split_by_file
 from ragtune.search.build import IndexConfig, build_index
 from ragtune.search.chunking import Chunk
 from ragtune.train import TrainConfig, train
+from ragtune.train.config import parse_budget
+from ragtune.train.probe import measure_throughput
+from ragtune.train.recipe import GRADCACHE_COST
+from ragtune.tune.budget import TrainingPlan, plan_training
 from ragtune.tune.config import TuneConfig
 from ragtune.tune.counts import code_files_without_pairs, example_queries, pair_counts
 from ragtune.tune.evalsets import positive_id, pseudo_evalset, question_evalset, sample
@@ -199,6 +204,37 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
     )
 
     console.rule("[bold]6. training")
+    tcfg = load_config(
+        TrainConfig,
+        None,
+        (),
+        model=cfg.model,
+        output=str(out / "model"),
+        batch_size=cfg.batch_size,
+        epochs=cfg.epochs,
+        learning_rate=cfg.learning_rate,
+        seed=cfg.seed,
+        max_seq_length=cfg.max_seq_length,
+        budget=cfg.budget,
+        save_steps=cfg.save_steps,
+        log_steps=10,
+        recipe=cfg.recipe,
+        resume=cfg.recipe == "fixed",  # an auto search cannot resume (train/auto.py)
+    )
+    test = _pseudo(split["test"], chunks, "held-out pseudo-queries", paths["test"])
+    plan: TrainingPlan | None = None
+    if cfg.recipe == "fixed":  # auto's search keeps to the budget itself (train/auto.py)
+        pkey = stage_key(mkey, cfg.batch_size, cfg.epochs, cfg.budget, len(dev.queries))
+        if stages.fresh("plan", pkey, work / "plan.json"):
+            plan = TrainingPlan.from_json(_read_json(work / "plan.json"))
+        else:
+            indexed = len(chunks) if meta["folder"] and cfg.index else 0
+            plan = _plan(cfg, tcfg, base, examples, dev, test, indexed, started)
+            atomic_write_json(work / "plan.json", plan.to_json())
+            stages.finish("plan", pkey)
+        console.print(plan.describe())
+        if plan.shortened:
+            tcfg = replace(tcfg, max_steps=plan.max_steps)
     tkey = stage_key(
         mkey,
         cfg.recipe,
@@ -206,29 +242,13 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
         cfg.epochs,
         cfg.learning_rate,
         cfg.budget,
+        tcfg.max_steps,
         [asdict(q) for q in qsplit.dev],
     )
     model_dir = out / "model"
     if stages.fresh("train", tkey) and artefact_kind(model_dir) == "model":
         training: dict[str, Any] = _read_json(work / "train.json")
     else:
-        tcfg = load_config(
-            TrainConfig,
-            None,
-            (),
-            model=cfg.model,
-            output=str(model_dir),
-            batch_size=cfg.batch_size,
-            epochs=cfg.epochs,
-            learning_rate=cfg.learning_rate,
-            seed=cfg.seed,
-            max_seq_length=cfg.max_seq_length,
-            budget=cfg.budget,
-            save_steps=cfg.save_steps,
-            log_steps=10,
-            recipe=cfg.recipe,
-            resume=cfg.recipe == "fixed",  # an auto search cannot resume (train/auto.py)
-        )
         trained = train(tcfg, examples=examples, dev=dev)
         training = {
             "steps": trained.steps,
@@ -241,13 +261,13 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
             "gate_strata": [{**asdict(st), "verdict": st.verdict} for st in trained.gate.strata]
             if trained.gate
             else [],
+            "plan": plan.to_json() if plan is not None else None,
         }
         atomic_write_json(work / "train.json", training)
         stages.finish("train", tkey)
 
     console.rule("[bold]7. report")
     tuned = Encoder.load(model_dir, max_seq_length=cfg.max_seq_length)
-    test = _pseudo(split["test"], chunks, "held-out pseudo-queries", paths["test"])
     systems = _systems(test, base, tuned, cache)
     report = compare(systems, test, baseline="base", candidate="tuned")
     per_generator = {}
@@ -325,6 +345,37 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
     atomic_write_json(out / "tune.json", summary)
     write_marker(out, "tune")
     return TuneResult(out, report, improved, summary, serve)
+
+
+def _plan(
+    cfg: TuneConfig,
+    tcfg: TrainConfig,
+    base: Encoder,
+    examples: list[Example],
+    dev: EvalSet,
+    test: EvalSet,
+    indexed: int,
+    started: float,
+) -> TrainingPlan:
+    """Measure this machine on these examples (~15 s) and fit training into what the budget has
+    left (tune/budget.py)."""
+    speed = measure_throughput(base, examples, tcfg)
+    negatives = max((len(e.negatives) for e in examples), default=0)
+    cost = (GRADCACHE_COST if tcfg.loss.cache_mini_batch_size else 1.0) * (1 + negatives / 2)
+    evals = 2 + len(tcfg.mix_grid)  # the base before training, each mix after (train/finish.py)
+    texts_after = (
+        evals * (len(dev.corpus) + len(dev.queries))
+        + 2 * (len(test.corpus) + len(test.queries))  # the report: base and tuned
+        + indexed
+    )
+    return plan_training(
+        budget=parse_budget(cfg.budget),
+        spent=time.perf_counter() - started,
+        full_steps=cfg.epochs * math.ceil(len(examples) / cfg.batch_size),
+        step_seconds=speed.step_seconds(cfg.batch_size, cost),
+        texts_after=texts_after,
+        texts_per_second=speed.texts_per_second,
+    )
 
 
 def _generator(cfg: TuneConfig, name: str, work: Path) -> Generator:

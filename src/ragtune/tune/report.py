@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ragtune.io import atomic_write_bytes, atomic_write_text
+from ragtune.tune.budget import TrainingPlan
 
 SYSTEMS = ("BM25", "base", "tuned")
 METRIC = "nDCG@10"
@@ -55,6 +56,9 @@ def tune_markdown(summary: dict[str, Any]) -> str:
         f"dev {_num(training.get('dev_base'))} -> {_num(training.get('dev_best'))}; "
         + ("published." if training.get("improved") else "not better on dev: base kept."),
     ]
+    if training.get("plan"):
+        plan = TrainingPlan.from_json(training["plan"])
+        lines += ["", f"Budget: {plan.describe()}; the run took {summary.get('seconds', 0)} s."]
     if training.get("gate"):
         lines += ["", f"Gate: {training['gate']}."]
     strata = training.get("gate_strata") or []
