@@ -109,11 +109,40 @@ def test_corpus_embeddings_are_cached_by_model_and_corpus(tmp_path) -> None:
     evaluate_encoder(retrained, evalset, cache_dir=tmp_path)
     assert len(retrained.documents_encoded) == 1
 
-    evalset.corpus["extra"] = Document("extra", "banana")  # other corpus: encode again
+    evalset.corpus["extra"] = Document("extra", "banana")  # other corpus: only its new text
     evaluate_encoder(again, evalset, cache_dir=tmp_path)
-    assert len(again.documents_encoded) == 1
+    assert again.documents_encoded == [["banana"]]
     assert len(list(tmp_path.glob("*.npy"))) == 3
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_a_corpus_of_texts_already_cached_elsewhere_encodes_nothing(tmp_path) -> None:
+    """tune's case: every chunk encoded once, then subsets of them (train, dev, test files)."""
+    from ragtune.model.corpus import encode_documents_cached
+
+    texts = ["apple apple", "banana", "cherry date", "date", "apple cherry"]
+    ids = [f"c{i}" for i in range(len(texts))]
+    encoder = CountingEncoder()
+    whole, rate = encode_documents_cached(encoder, ids, texts, cache_dir=tmp_path)
+    assert rate is not None and len(encoder.documents_encoded) == 1
+
+    # a subset in another order, under other ids: the same vectors, nothing encoded
+    sub, rate = encode_documents_cached(
+        encoder, ["x", "y"], [texts[3], texts[0]], cache_dir=tmp_path
+    )
+    assert rate is None and len(encoder.documents_encoded) == 1
+    np.testing.assert_array_equal(sub, whole[[3, 0]])
+
+    # a corpus with one new text encodes that text alone, and equals encoding all of it
+    mixed_texts = [texts[1], "banana banana cherry", texts[4]]
+    mixed, _ = encode_documents_cached(encoder, ["a", "b", "c"], mixed_texts, cache_dir=tmp_path)
+    assert encoder.documents_encoded[-1] == ["banana banana cherry"]
+    np.testing.assert_array_equal(mixed, CountingEncoder()._embed(mixed_texts))
+
+    # another model never takes these rows
+    other = CountingEncoder(version="v2")
+    encode_documents_cached(other, ["x"], [texts[2]], cache_dir=tmp_path)
+    assert other.documents_encoded == [[texts[2]]]
 
 
 def test_run_keeps_top_100(tmp_path) -> None:
