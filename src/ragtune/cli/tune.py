@@ -40,7 +40,9 @@ def tune(
         "", help="JSONL of the LLM's answers (default: in --out's work folder); reused on rerun."
     ),
     model: str | None = typer.Option(None, "--model", "-m", help="Base model (default: bundled)."),
-    budget: str = typer.Option("30m", help="Time budget of --recipe auto (30m, 1h, 900s)."),
+    budget: str = typer.Option(
+        "30m", help="Time budget of the whole run (30m, 1h, 900s): training is shortened to fit."
+    ),
     max_pairs: int = typer.Option(12_000, help="Train on at most this many pseudo-pairs."),
     max_seq_length: int = typer.Option(256, help="Tokens per text."),
     round_trip_k: int = typer.Option(10, help="Keep a pair when its chunk is in this top k."),

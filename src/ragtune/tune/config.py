@@ -73,6 +73,8 @@ class TuneConfig:
     save_steps: int = 200
     """Checkpoint training every this many steps: a killed run resumes from the last one."""
     budget: str = "30m"
+    """The whole run's time: the fixed recipe trains as many steps as fit once the stages before
+    it have run and those after it are paid for (tune/budget.py); auto searches within it."""
     seed: int = 0
     index: bool = True
     """Index the folder with the published model at the end (folders only)."""

@@ -54,7 +54,7 @@ from ragtune.train import TrainConfig, train
 from ragtune.train.config import parse_budget
 from ragtune.train.probe import measure_throughput
 from ragtune.train.recipe import GRADCACHE_COST
-from ragtune.tune.budget import TrainingPlan, plan_training
+from ragtune.tune.budget import STEP_SAFETY, TrainingPlan, plan_training
 from ragtune.tune.config import TuneConfig
 from ragtune.tune.counts import code_files_without_pairs, example_queries, pair_counts
 from ragtune.tune.evalsets import positive_id, pseudo_evalset, question_evalset, sample
@@ -372,7 +372,7 @@ def _plan(
         budget=parse_budget(cfg.budget),
         spent=time.perf_counter() - started,
         full_steps=cfg.epochs * math.ceil(len(examples) / cfg.batch_size),
-        step_seconds=speed.step_seconds(cfg.batch_size, cost),
+        step_seconds=speed.step_seconds(cfg.batch_size, cost) * STEP_SAFETY,
         texts_after=texts_after,
         texts_per_second=speed.texts_per_second,
     )
