@@ -59,15 +59,15 @@ def _rows_path(path: Path) -> Path:
 
 
 def cached_rows(
-    cache_dir: str | Path, encoder: Any, keys: np.ndarray
+    cache_dir: str | Path, model_key: str, keys: np.ndarray
 ) -> tuple[np.ndarray | None, np.ndarray]:
-    """Rows for ``keys`` from every cached corpus of ``encoder``: ``(vectors (N, D) or None,
+    """Rows for ``keys`` from every cached corpus of the model whose file names start with
+    ``model_key`` (its fingerprint's first 20 hex digits): ``(vectors (N, D) or None,
     found (N,) bool)``; rows not found are zero."""
     found = np.zeros(len(keys), dtype=bool)
     out: np.ndarray | None = None
     wanted = {k.tobytes(): i for i, k in enumerate(keys)}
-    prefix = encoder.fingerprint()[:20]
-    for rows_file in sorted(Path(cache_dir).glob(f"{prefix}-*.rows")):
+    for rows_file in sorted(Path(cache_dir).glob(f"{model_key}-*.rows")):
         if found.all():
             break
         try:
@@ -114,8 +114,9 @@ def encode_documents_cached(
             return cached.astype(np.float32, copy=False), None
     keys = row_keys(texts) if path is not None else None
     reused, found = (None, np.zeros(len(texts), dtype=bool))
-    if keys is not None and cache_dir is not None:
-        reused, found = cached_rows(cache_dir, encoder, keys)
+    if keys is not None and path is not None and cache_dir is not None:
+        # the model's part of the file name: hashing every weight again would cost ~0.2 s
+        reused, found = cached_rows(cache_dir, path.stem.rsplit("-", 1)[0], keys)
     missing = [i for i in range(len(texts)) if not found[i]]
     t0 = time.perf_counter()
     if reused is None or missing:
