@@ -113,24 +113,24 @@ def encode_documents_cached(
         if cached is not None and cached.ndim == 2 and cached.shape[0] == len(doc_ids):
             return cached.astype(np.float32, copy=False), None
     keys = row_keys(texts) if path is not None else None
-    reused, found = (None, np.zeros(len(texts), dtype=bool))
-    if keys is not None and path is not None and cache_dir is not None:
+    reused, found = None, np.zeros(len(texts), dtype=bool)
+    if path is not None and keys is not None:
         # the model's part of the file name: hashing every weight again would cost ~0.2 s
-        reused, found = cached_rows(cache_dir, path.stem.rsplit("-", 1)[0], keys)
+        reused, found = cached_rows(path.parent, path.stem.rsplit("-", 1)[0], keys)
     missing = [i for i in range(len(texts)) if not found[i]]
     t0 = time.perf_counter()
-    if reused is None or missing:
+    emb = reused
+    if emb is None or missing:
         fresh = np.asarray(
             encoder.encode_documents(
                 [texts[i] for i in missing], batch_size=batch_size, show_progress=show_progress
             ),
             dtype=np.float32,
         )  # (M, D)
-        emb = fresh if reused is None else reused
-        if reused is not None:
+        if emb is None:
+            emb = fresh
+        else:
             emb[missing] = fresh
-    else:
-        emb = reused
     seconds = time.perf_counter() - t0
     rate = len(missing) / max(seconds, 1e-9) if missing else None
     if path is not None and keys is not None:

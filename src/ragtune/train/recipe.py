@@ -67,6 +67,15 @@ CPU_CACHE_MINI_BATCH = 32
 GPU_CACHE_MINI_BATCH = 128
 GRADCACHE_COST = 4 / 3
 """GradCache's time per pair against a plain step: one extra no-grad forward (~1/3 of a step)."""
+
+
+def step_cost(cache_mini_batch_size: int, hard_negatives: int) -> float:
+    """Time per pair against a plain in-batch step: GradCache's extra forward, and a third text
+    per hard negative (a row of query, positive and one negative encodes 3 texts)."""
+    cache = GRADCACHE_COST if cache_mini_batch_size else 1.0
+    return cache * (1 + hard_negatives / 2)
+
+
 WIDTHS = (6, 4, 3, 2)
 """How many candidates a search starts with, widest first."""
 MIN_RUNG_EPOCHS = 1.0
@@ -184,10 +193,8 @@ class Candidate:
 
     @property
     def cost(self) -> float:
-        """Time per pair against a plain in-batch step: GradCache's extra forward, and a third
-        text per hard negative (a row of query, positive and one negative encodes 3 texts)."""
-        cache = GRADCACHE_COST if self.cache_mini_batch_size else 1.0
-        return cache * (1 + self.hard_negatives / 2)
+        """Time per pair against a plain in-batch step (:func:`step_cost`)."""
+        return step_cost(self.cache_mini_batch_size, self.hard_negatives)
 
     def with_epochs(self, epochs: int) -> Candidate:
         """The same candidate planned for ``epochs`` (its name says the new length)."""

@@ -53,7 +53,7 @@ from ragtune.search.chunking import Chunk
 from ragtune.train import TrainConfig, train
 from ragtune.train.config import parse_budget
 from ragtune.train.probe import measure_throughput
-from ragtune.train.recipe import GRADCACHE_COST
+from ragtune.train.recipe import step_cost
 from ragtune.tune.budget import STEP_SAFETY, TrainingPlan, plan_training
 from ragtune.tune.config import TuneConfig
 from ragtune.tune.counts import code_files_without_pairs, example_queries, pair_counts
@@ -361,7 +361,7 @@ def _plan(
     left (tune/budget.py)."""
     speed = measure_throughput(base, examples, tcfg)
     negatives = max((len(e.negatives) for e in examples), default=0)
-    cost = (GRADCACHE_COST if tcfg.loss.cache_mini_batch_size else 1.0) * (1 + negatives / 2)
+    cost = step_cost(tcfg.loss.cache_mini_batch_size, negatives)
     evals = 2 + len(tcfg.mix_grid)  # the base before training, each mix after (train/finish.py)
     texts_after = (
         evals * (len(dev.corpus) + len(dev.queries))
