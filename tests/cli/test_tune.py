@@ -46,17 +46,14 @@ def tiny_model(tmp_path, tokenizer) -> str:
 
 
 def config(repo: Path, out: Path, model: str, **kw) -> TuneConfig:
-    return TuneConfig(
-        input=str(repo),
-        output=str(out),
-        model=model,
-        max_seq_length=64,
-        negatives="none",
-        batch_size=8,
-        round_trip_k=20,
-        fractions=(0.5, 0.25, 0.25),
-        **kw,
-    )
+    settings = {
+        "max_seq_length": 64,
+        "negatives": "none",
+        "batch_size": 8,
+        "round_trip_k": 20,
+        "fractions": (0.5, 0.25, 0.25),
+    }
+    return TuneConfig(input=str(repo), output=str(out), model=model, **(settings | kw))
 
 
 def test_tune_writes_every_stage_and_a_rerun_resumes(tmp_path, tiny_model):
@@ -147,6 +144,27 @@ def test_the_budget_shortens_training_and_the_report_says_so(tmp_path, tiny_mode
     # a rerun keeps the plan (and so the trained model) instead of re-planning on a new clock
     again = run_tune(config(repo, out, tiny_model, epochs=12, budget="0.01s", index=False))
     assert {"plan", "train"} <= set(again.summary["reused_stages"])
+
+
+def test_a_shortened_epoch_trains_on_the_queries_the_base_model_ranks_worst(tmp_path, tiny_model):
+    repo = make_repo(tmp_path / "repo")
+    out = tmp_path / "run"
+    # batches of 1 and a spent budget: the minimum of 10 steps covers part of the one epoch
+    result = run_tune(config(repo, out, tiny_model, batch_size=1, budget="0.01s", index=False))
+    training = result.summary["training"]
+    chosen = training["selection"]
+    assert training["plan"]["max_steps"] == MIN_STEPS < training["plan"]["full_steps"]
+    assert chosen["selected"] and chosen["queries"] == MIN_STEPS < chosen["of_queries"]
+    assert training["steps"] == MIN_STEPS  # the chosen queries fill the shortened schedule
+    # the base model's rank of every kept pair's chunk, as the round-trip filter measured it
+    rows = [json.loads(line) for line in (out / "stages" / "dense-ranks.jsonl").open()]
+    train_queries = {json.loads(line)["query"] for line in (out / "stages" / "mined.jsonl").open()}
+    hardness = sorted(
+        (r["rank"] or 10**6 for r in rows if r["query"] in train_queries), reverse=True
+    )
+    # the median rank of what was taken is that of the hardest half or so: never the easiest
+    assert chosen["median_rank"] >= hardness[len(hardness) // 2]
+    assert "queries the base model ranks worst" in (out / "tune.md").read_text()
 
 
 def test_an_unknown_generator_is_refused_before_any_work(tmp_path):

@@ -60,3 +60,32 @@ def test_the_split_is_stable_when_a_file_is_added():
     moved = [p for p in before if before[p] != after[p]]
     assert len(moved) <= 4  # only files near the two share boundaries move
     assert split_by_file(_pairs(30, 1), seed=3).files == before
+
+
+def test_the_dense_rank_of_each_pair_is_the_base_models_own_order(tiny_encoder):
+    words = ["glacier", "volcano", "pepper", "tulip", "harbour", "comet", "violin", "desert"]
+    chunks = [
+        Chunk(f"{w}.md", 1, 1, f"{w} {words[(i + 3) % 8]} notes") for i, w in enumerate(words)
+    ]
+    pairs = [pair_for(c, f"{words[(i + 5) % 8]} query", "keywords") for i, c in enumerate(chunks)]
+    result = round_trip_filter(pairs, chunks, tiny_encoder, RoundTripConfig(k=3, depth=5))
+
+    docs = np.asarray(tiny_encoder.encode_documents([c.text for c in chunks]), dtype=np.float64)
+    queries = np.asarray(tiny_encoder.encode_queries([p.query for p in pairs]), dtype=np.float64)
+    docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    order = np.argsort(-(queries @ docs.T), axis=1, kind="stable")
+    expected = [int(np.where(order[i] == i)[0][0]) + 1 for i in range(len(pairs))]
+    expected = [r if r <= 5 else 0 for r in expected]  # below the depth read: 0
+    assert result.dense_ranks == expected
+    assert 0 in expected or max(expected) > 1  # the case is not trivial
+
+
+def test_the_filter_reports_its_encoding_speed_only_when_it_encoded(tiny_encoder, tmp_path):
+    chunks = [Chunk(f"{w}.md", 1, 1, f"{w} notes") for w in ("glacier", "volcano", "pepper")]
+    pairs = [pair_for(chunks[0], "glacier", "keywords")]
+    first = round_trip_filter(pairs, chunks, tiny_encoder, cache_dir=tmp_path)
+    again = round_trip_filter(pairs, chunks, tiny_encoder, cache_dir=tmp_path)
+    assert first.docs_per_second is not None and first.docs_per_second > 0
+    assert again.docs_per_second is None  # from the cache: no speed to plan with
+    assert again.kept == first.kept and again.dense_ranks == first.dense_ranks

@@ -52,6 +52,9 @@ def tune(
     ),
     epochs: int = typer.Option(1, help="Training epochs."),
     batch_size: int = typer.Option(32, help="Pairs per training step."),
+    dropout: bool = typer.Option(
+        False, help="Train with the model's dropout (off: ~1.3x the steps in the budget)."
+    ),
     save_steps: int = typer.Option(200, help="Checkpoint every N steps (a rerun resumes there)."),
     index: bool = typer.Option(True, help="Index the folder with the published model."),
     serve: bool = typer.Option(False, "--serve", help="Serve the index on loopback when done."),
@@ -90,6 +93,7 @@ def tune(
             recipe=recipe,  # type: ignore[arg-type]  # checked by TuneConfig
             epochs=epochs,
             batch_size=batch_size,
+            dropout=dropout,
             save_steps=save_steps,
             index=index,
             overwrite=overwrite,

@@ -57,6 +57,13 @@ class RoundTripResult:
     """Pairs removed, by generator."""
     ranks: list[int] = field(default_factory=list)
     """Fused rank (1-based; 0: not in the fused list) of every pair's chunk, in input order."""
+    dense_ranks: list[int] = field(default_factory=list)
+    """Rank (1-based; 0: below ``depth``) of every pair's chunk in the base dense model's list
+    alone, in input order: how hard the pair is for the model being tuned
+    (:mod:`ragtune.tune.selection`)."""
+    docs_per_second: float | None = None
+    """How fast the base model encoded the chunks here (None: they came from the cache): the
+    speed of this machine on this folder's own texts, which ``tune`` plans the index with."""
 
 
 def fused_order(rankings: Sequence[np.ndarray], n_docs: int, rrf_k: int = 60) -> np.ndarray:
@@ -92,7 +99,7 @@ def round_trip_filter(
 ) -> RoundTripResult:
     """The pairs whose chunk the fused base retriever ranks in the top ``cfg.k``."""
     if cfg.k == 0 or not pairs:
-        return RoundTripResult(list(pairs), Counter(), [0] * len(pairs))
+        return RoundTripResult(list(pairs), Counter(), [0] * len(pairs), [0] * len(pairs))
     ids = [chunk_id(c) for c in chunks]
     position = {cid: i for i, cid in enumerate(ids)}
     texts = [c.text for c in chunks]
@@ -106,7 +113,7 @@ def round_trip_filter(
     bm25 = BM25Retriever.build(texts, tokenizer=tokenizer, show_progress=show_progress)
     _, lexical = bm25.search(queries, depth, unmatched="drop", show_progress=show_progress)
 
-    docs, _ = encode_documents_cached(
+    docs, rate = encode_documents_cached(
         encoder,
         ids,
         texts,
@@ -133,7 +140,10 @@ def round_trip_filter(
             kept.append(pair)
         else:
             removed[pair.generator] += 1
-    return RoundTripResult(kept, removed, [int(r) for r in ranks])
+    dense_ranks = rank_of(dense, targets)  # (Q,): -1 padding and -2 targets never match
+    return RoundTripResult(
+        kept, removed, [int(r) for r in ranks], [int(r) for r in dense_ranks], rate
+    )
 
 
 __all__ = ["RoundTripConfig", "RoundTripResult", "fused_order", "rank_of", "round_trip_filter"]

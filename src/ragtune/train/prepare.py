@@ -73,10 +73,15 @@ def prepare(
         )
     if not isinstance(encoder, Encoder):
         raise RagtuneError(f"{cfg.model} is an ONNX export: train the PyTorch model instead")
+    # The run's dropout goes into the modules only: the saved config.json keeps the model's own,
+    # so a model trained without dropout still trains with its dropout when fine-tuned again.
+    own = {k: v for k, v in vars(encoder.backbone.config).items() if _is_dropout_field(k, v)}
     if cfg.attention_dropout is not None:
         encoder.set_attention_dropout(cfg.attention_dropout)
     if cfg.hidden_dropout is not None:
         encoder.set_hidden_dropout(cfg.hidden_dropout)
+    for key, value in own.items():
+        setattr(encoder.backbone.config, key, value)
     if cfg.gradient_checkpointing:
         encoder.backbone.gradient_checkpointing_enable()
     apply_adapter(encoder, cfg)  # LoRA (adapter: lora): only the adapter trains from here
@@ -199,3 +204,8 @@ def prepare(
         state=state,
         logger=logger,
     )
+
+
+def _is_dropout_field(key: str, value: object) -> bool:
+    """A dropout probability of a transformers config (``hidden_dropout_prob``, ``attn_pdrop``)."""
+    return isinstance(value, float) and ("dropout" in key or key.endswith("pdrop"))

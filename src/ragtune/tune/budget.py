@@ -13,8 +13,10 @@ what the budget has left once the stages before it have run and the stages after
 
 The texts encoded after training: the gate's dev evaluations (the base model and each mix of
 ``mix_grid``, :mod:`ragtune.train.finish`), the report's evaluation of the tuned model on the
-held-out chunks and queries, and the index of every chunk. The speeds come from
-:func:`ragtune.train.probe.measure_throughput` (~15 s) at the data's own lengths. A shortened
+held-out chunks and queries, and the index of every chunk. The step time comes from
+:func:`ragtune.train.probe.measure_throughput` (~15 s) at the data's own lengths; documents are
+planned at the speed the round-trip filter measured over every chunk, queries at the probe's
+(``tune``'s ``_plan``). A shortened
 schedule is a shorter linear decay, not a cut one: the learning rate reaches zero at the last
 step. The plan is kept in ``stages/plan.json``, so a resumed run trains to the step count its
 checkpoints were scheduled for instead of re-planning from a partly spent clock.

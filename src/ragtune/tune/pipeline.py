@@ -7,7 +7,10 @@ Stages, each resumable (stages/stages.json) with atomic outputs under ``<out>/st
 3. ``filter``: round-trip consistency with the base BM25+dense fusion (filtered.jsonl);
 4. ``split``: by file into train/dev/test, capped by seeded samples (splits.json);
 5. ``mine``: one hard negative per training pair, false negatives filtered (mined.jsonl);
-6. ``train``: the public :func:`ragtune.train.train` with the dev set gating (``<out>/model``);
+6. ``plan`` and ``train``: as many steps as the budget leaves (:mod:`ragtune.tune.budget`), on
+   the queries the base model ranks worst when that is less than an epoch
+   (:mod:`ragtune.tune.selection`), then the public :func:`ragtune.train.train` with the dev set
+   gating (``<out>/model``);
 7. ``report``: base vs tuned vs BM25 on the held-out pseudo-queries, per generator, and on the
    user's questions split into dev and test (:mod:`ragtune.tune.question_split`); counts per
    generator and filter (``<out>/tune.md``, ``tune.png``, ``tune.json``; ``<out>/report``: the
@@ -62,6 +65,7 @@ from ragtune.tune.inputs import load_chunks, read_questions
 from ragtune.tune.negatives import example_from_json, mine_examples
 from ragtune.tune.question_split import split_questions
 from ragtune.tune.report import save_tune_report
+from ragtune.tune.selection import Selection, distinct_queries, hardest_queries
 from ragtune.tune.stages import Stages, read_jsonl, stage_key, write_jsonl
 
 QUESTIONS_FOR_A_TEST = 40
@@ -137,13 +141,27 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
     fkey = stage_key(
         key, [stages.done.get(f"queries:{n}") for n in cfg.generators], cfg.round_trip_k
     )
-    if not stages.fresh("filter", fkey, work / "filtered.jsonl"):
+    if not stages.fresh("filter", fkey, work / "filtered.jsonl", work / "dense-ranks.jsonl"):
         trip = round_trip_filter(
             pairs, chunks, base, RoundTripConfig(k=cfg.round_trip_k), cache_dir=cache
         )
         write_jsonl(work / "filtered.jsonl", [p.to_json() for p in trip.kept])
+        kept_ids = {id(p) for p in trip.kept}
+        write_jsonl(
+            work / "dense-ranks.jsonl",
+            [
+                {"query": p.query, "chunk_id": p.chunk_id, "rank": r}
+                for p, r in zip(pairs, trip.dense_ranks, strict=True)
+                if id(p) in kept_ids
+            ],
+        )
         atomic_write_json(
-            work / "filter.json", {"removed": dict(trip.removed), "before": len(pairs)}
+            work / "filter.json",
+            {
+                "removed": dict(trip.removed),
+                "before": len(pairs),
+                "docs_per_second": trip.docs_per_second,
+            },
         )
         stages.finish("filter", fkey)
     kept = [PseudoPair.from_json(r) for r in read_jsonl(work / "filtered.jsonl")]
@@ -219,25 +237,42 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
         save_steps=cfg.save_steps,
         log_steps=10,
         recipe=cfg.recipe,
+        attention_dropout=None if cfg.dropout else 0.0,
+        hidden_dropout=None if cfg.dropout else 0.0,
         resume=cfg.recipe == "fixed",  # an auto search cannot resume (train/auto.py)
     )
     test = _pseudo(split["test"], chunks, "held-out pseudo-queries", paths["test"])
     plan: TrainingPlan | None = None
+    selection: Selection | None = None
     if cfg.recipe == "fixed":  # auto's search keeps to the budget itself (train/auto.py)
-        pkey = stage_key(mkey, cfg.batch_size, cfg.epochs, cfg.budget, len(dev.queries))
+        pkey = stage_key(
+            mkey, cfg.batch_size, cfg.epochs, cfg.budget, len(dev.queries), cfg.dropout
+        )
         if stages.fresh("plan", pkey, work / "plan.json"):
             plan = TrainingPlan.from_json(_read_json(work / "plan.json"))
         else:
             indexed = len(chunks) if meta["folder"] and cfg.index else 0
-            plan = _plan(cfg, tcfg, base, examples, dev, test, indexed, started)
+            encoded = _read_json(work / "filter.json").get("docs_per_second")
+            plan = _plan(cfg, tcfg, base, examples, dev, test, indexed, started, encoded)
             atomic_write_json(work / "plan.json", plan.to_json())
             stages.finish("plan", pkey)
         console.print(plan.describe())
         if plan.shortened:
             tcfg = replace(tcfg, max_steps=plan.max_steps)
+            ranks = {
+                (r["query"], r["chunk_id"]): int(r["rank"])
+                for r in read_jsonl(work / "dense-ranks.jsonl")
+            }
+            selection = hardest_queries(
+                examples, ranks, queries=plan.max_steps * cfg.batch_size, seed=cfg.seed
+            )
+            examples = selection.examples
+            console.print(selection.describe())
     tkey = stage_key(
         mkey,
+        "hardest-first",
         cfg.recipe,
+        cfg.dropout,
         cfg.batch_size,
         cfg.epochs,
         cfg.learning_rate,
@@ -262,6 +297,7 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
             if trained.gate
             else [],
             "plan": plan.to_json() if plan is not None else None,
+            "selection": selection.to_json() if selection is not None else None,
         }
         atomic_write_json(work / "train.json", training)
         stages.finish("train", tkey)
@@ -356,25 +392,37 @@ def _plan(
     test: EvalSet,
     indexed: int,
     started: float,
+    encoded: float | None = None,
 ) -> TrainingPlan:
     """Measure this machine on these examples (~15 s) and fit training into what the budget has
-    left (tune/budget.py)."""
+    left (tune/budget.py). ``encoded``: the docs/s the round-trip filter measured over every
+    chunk, which plans the documents encoded after training; the probe's speed plans the queries.
+
+    Why: the probe times one forward of a few dozen training texts, short queries among them, and
+    two runs on the same machine measured speeds that planned a 533 s and a 435 s reserve for the
+    same work (about 540 s were needed: the second run ended 56 s past its budget); the filter's
+    figure is the folder's own chunks, all of them.
+    """
     speed = measure_throughput(base, examples, tcfg)
     negatives = max((len(e.negatives) for e in examples), default=0)
     cost = step_cost(tcfg.loss.cache_mini_batch_size, negatives)
-    evals = 2 + len(tcfg.mix_grid)  # the base before training, each mix after (train/finish.py)
-    texts_after = (
-        evals * (len(dev.corpus) + len(dev.queries))
-        + 2 * (len(test.corpus) + len(test.queries))  # the report: base and tuned
-        + indexed
+    # the base before training, the trained model at the end, each other mix after it
+    # (train/finish.py: the mix a = 1 is the trained model, its scores reused)
+    evals = 2 + len(set(tcfg.mix_grid) - {1.0})
+    # the report's base evaluation reads the filter's vectors of the test chunks (model/corpus.py)
+    docs_after = evals * len(dev.corpus) + len(test.corpus) + indexed
+    queries_after = evals * len(dev.queries) + 2 * len(test.queries)
+    seconds = docs_after / (encoded or speed.texts_per_second) + queries_after / max(
+        speed.texts_per_second, 1e-9
     )
+    texts_after = docs_after + queries_after
     return plan_training(
         budget=parse_budget(cfg.budget),
         spent=time.perf_counter() - started,
-        full_steps=cfg.epochs * math.ceil(len(examples) / cfg.batch_size),
+        full_steps=cfg.epochs * math.ceil(distinct_queries(examples) / cfg.batch_size),
         step_seconds=speed.step_seconds(cfg.batch_size, cost) * STEP_SAFETY,
         texts_after=texts_after,
-        texts_per_second=speed.texts_per_second,
+        texts_per_second=texts_after / seconds if seconds > 0 else speed.texts_per_second,
     )
 
 

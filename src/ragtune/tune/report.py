@@ -16,6 +16,7 @@ from typing import Any
 
 from ragtune.io import atomic_write_bytes, atomic_write_text
 from ragtune.tune.budget import TrainingPlan
+from ragtune.tune.selection import describe_selection
 
 SYSTEMS = ("BM25", "base", "tuned")
 METRIC = "nDCG@10"
@@ -59,6 +60,8 @@ def tune_markdown(summary: dict[str, Any]) -> str:
     if training.get("plan"):
         plan = TrainingPlan.from_json(training["plan"])
         lines += ["", f"Budget: {plan.describe()}; the run took {summary.get('seconds', 0)} s."]
+        if training.get("selection"):
+            lines[-1] += f" Examples: {describe_selection(training['selection'])}."
     if training.get("gate"):
         lines += ["", f"Gate: {training['gate']}."]
     strata = training.get("gate_strata") or []
