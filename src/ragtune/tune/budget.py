@@ -16,10 +16,10 @@ The texts encoded after training: the gate's dev evaluations (the base model and
 held-out chunks and queries, and the index of every chunk. The step time comes from
 :func:`ragtune.train.probe.measure_throughput` (~15 s) at the data's own lengths; documents are
 planned at the speed the round-trip filter measured over every chunk, queries at the probe's
-(``tune``'s ``_plan``). A shortened
-schedule is a shorter linear decay, not a cut one: the learning rate reaches zero at the last
-step. The plan is kept in ``stages/plan.json``, so a resumed run trains to the step count its
-checkpoints were scheduled for instead of re-planning from a partly spent clock.
+(``tune``'s ``_plan``). A shortened schedule is a shorter linear decay, not a cut one: the
+learning rate reaches zero at the last step. The plan is kept in ``stages/plan.json``, so a
+resumed run trains to the step count its checkpoints were scheduled for instead of re-planning
+from a partly spent clock.
 """
 
 from __future__ import annotations

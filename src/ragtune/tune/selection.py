@@ -12,6 +12,9 @@ model fused do not rank in their top k, which is where a hardness ranking would 
 Measured there (BENCHMARKS.md, "The standard library ... within 20 minutes", runs 3 and 4): 52
 steps on the hardest queries scored 0.6569 nDCG@10 on the demo's test queries against 0.6429 for
 57 steps on a random part, and keyword queries no longer lost (0.8735 base, 0.8675 -> 0.8837).
+Run 4 ranked a query by its worst chunk; with the rule below and dropout off (runs 5 and 6) the
+held-out pseudo-queries rose further (0.6483 and 0.6291 against 0.6194) and the demo's test
+scored 0.6452 and 0.6518: one seed a run, differences of ~0.01 are within its noise.
 
 The measure is the rank the base dense model gives a pair's chunk among every chunk of the folder,
 as the round-trip filter computed it (0: below its depth, the hardest). A query with several
