@@ -13,8 +13,7 @@ def test_every_step_trains_when_the_budget_has_room():
         spent=300,
         full_steps=100,
         step_seconds=5.0,
-        texts_after=1000,
-        texts_per_second=100,
+        encode_seconds=1000 / 100,  # 1,000 texts at 100 texts/s
     )
     assert plan.max_steps == 100 and not plan.shortened and not plan.over_budget
     assert plan.reserve == pytest.approx(10 * SAFETY)
@@ -28,8 +27,7 @@ def test_a_tight_budget_shortens_the_schedule_to_the_steps_that_fit():
         spent=300,
         full_steps=375,
         step_seconds=10.0,
-        texts_after=10_000,
-        texts_per_second=100,
+        encode_seconds=10_000 / 100,
     )
     assert plan.max_steps == 77 and plan.shortened and not plan.over_budget
     assert plan.spent + plan.reserve + plan.max_steps * plan.step <= plan.budget
@@ -42,14 +40,11 @@ def test_a_spent_budget_still_trains_the_minimum_and_says_it_will_end_late():
         spent=90,
         full_steps=500,
         step_seconds=2.0,
-        texts_after=0,
-        texts_per_second=100,
+        encode_seconds=0.0,
     )
     assert plan.max_steps == MIN_STEPS and plan.over_budget
     assert "the budget is too small" in plan.describe()
-    small = plan_training(
-        budget=60, spent=90, full_steps=3, step_seconds=2.0, texts_after=0, texts_per_second=1
-    )
+    small = plan_training(budget=60, spent=90, full_steps=3, step_seconds=2.0, encode_seconds=0.0)
     assert small.max_steps == 3 and not small.shortened
 
 
@@ -59,7 +54,6 @@ def test_the_plan_survives_its_json_so_a_resumed_run_keeps_its_schedule():
         spent=300,
         full_steps=375,
         step_seconds=10.0,
-        texts_after=10_000,
-        texts_per_second=100,
+        encode_seconds=10_000 / 100,
     )
     assert TrainingPlan.from_json(plan.to_json()).max_steps == plan.max_steps == 77

@@ -73,15 +73,7 @@ def prepare(
         )
     if not isinstance(encoder, Encoder):
         raise RagtuneError(f"{cfg.model} is an ONNX export: train the PyTorch model instead")
-    # The run's dropout goes into the modules only: the saved config.json keeps the model's own,
-    # so a model trained without dropout still trains with its dropout when fine-tuned again.
-    own = {k: v for k, v in vars(encoder.backbone.config).items() if _is_dropout_field(k, v)}
-    if cfg.attention_dropout is not None:
-        encoder.set_attention_dropout(cfg.attention_dropout)
-    if cfg.hidden_dropout is not None:
-        encoder.set_hidden_dropout(cfg.hidden_dropout)
-    for key, value in own.items():
-        setattr(encoder.backbone.config, key, value)
+    apply_run_dropout(encoder, cfg)
     if cfg.gradient_checkpointing:
         encoder.backbone.gradient_checkpointing_enable()
     apply_adapter(encoder, cfg)  # LoRA (adapter: lora): only the adapter trains from here
@@ -204,6 +196,22 @@ def prepare(
         state=state,
         logger=logger,
     )
+
+
+def apply_run_dropout(encoder: Encoder, cfg: TrainConfig) -> None:
+    """The run's ``attention_dropout`` / ``hidden_dropout`` on ``encoder``'s modules only.
+
+    The saved config.json keeps the model's own dropout, so a model trained without dropout
+    still trains with its dropout when fine-tuned again. Also used by the throughput probe
+    (train/probe.py), which must time the steps a run will take.
+    """
+    own = {k: v for k, v in vars(encoder.backbone.config).items() if _is_dropout_field(k, v)}
+    if cfg.attention_dropout is not None:
+        encoder.set_attention_dropout(cfg.attention_dropout)
+    if cfg.hidden_dropout is not None:
+        encoder.set_hidden_dropout(cfg.hidden_dropout)
+    for key, value in own.items():
+        setattr(encoder.backbone.config, key, value)
 
 
 def _is_dropout_field(key: str, value: object) -> bool:

@@ -47,12 +47,10 @@ def measure_throughput(
     """
     from ragtune.model.cpu import enable_cpu_fast_paths
     from ragtune.model.precision import autocast_dtype
+    from ragtune.train.prepare import apply_run_dropout
 
     probe = copy.deepcopy(encoder)
-    if cfg.attention_dropout is not None:  # the dropout a run trains with (train/prepare.py)
-        probe.set_attention_dropout(cfg.attention_dropout)
-    if cfg.hidden_dropout is not None:
-        probe.set_hidden_dropout(cfg.hidden_dropout)
+    apply_run_dropout(probe, cfg)  # the dropout the run trains with
     enable_cpu_fast_paths(probe, training=True, fused=False)
     dtype = autocast_dtype(cfg.precision, probe.device, training=True)
     rows = examples[:: max(1, len(examples) // pairs)][:pairs]

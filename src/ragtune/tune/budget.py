@@ -7,7 +7,7 @@ tokens, 1.6 pairs/s in ``benchmarks/label_free.py``'s SciFact run). Here the tra
 what the budget has left once the stages before it have run and the stages after it are paid for:
 
     left      = budget - seconds spent so far in this invocation - reserve
-    reserve   = texts encoded after training / measured encoding speed x ``SAFETY``
+    reserve   = predicted seconds of the encoding after training x ``SAFETY``
     max_steps = min(steps of the full schedule, floor(left / (probe's seconds a step x
                     ``STEP_SAFETY``)))
 
@@ -105,12 +105,11 @@ def plan_training(
     spent: float,
     full_steps: int,
     step_seconds: float,
-    texts_after: int,
-    texts_per_second: float,
+    encode_seconds: float,
 ) -> TrainingPlan:
     """The plan for ``full_steps`` steps of ``step_seconds`` each, ``spent`` seconds into a
-    ``budget``, with ``texts_after`` texts to encode at ``texts_per_second`` after training."""
-    reserve = texts_after / max(texts_per_second, 1e-9) * SAFETY
+    ``budget``, with ``encode_seconds`` of predicted encoding after training (before ``SAFETY``)."""
+    reserve = encode_seconds * SAFETY
     left = budget - spent - reserve
     fit = math.floor(left / step_seconds) if step_seconds > 0 else full_steps
     steps = max(min(full_steps, MIN_STEPS), min(full_steps, fit))

@@ -146,13 +146,11 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
             pairs, chunks, base, RoundTripConfig(k=cfg.round_trip_k), cache_dir=cache
         )
         write_jsonl(work / "filtered.jsonl", [p.to_json() for p in trip.kept])
-        kept_ids = {id(p) for p in trip.kept}
-        write_jsonl(
+        write_jsonl(  # every pair's: the selection looks up only the training pairs
             work / "dense-ranks.jsonl",
             [
                 {"query": p.query, "chunk_id": p.chunk_id, "rank": r}
                 for p, r in zip(pairs, trip.dense_ranks, strict=True)
-                if id(p) in kept_ids
             ],
         )
         atomic_write_json(
@@ -412,17 +410,14 @@ def _plan(
     # the report's base evaluation reads the filter's vectors of the test chunks (model/corpus.py)
     docs_after = evals * len(dev.corpus) + len(test.corpus) + indexed
     queries_after = evals * len(dev.queries) + 2 * len(test.queries)
-    seconds = docs_after / (encoded or speed.texts_per_second) + queries_after / max(
-        speed.texts_per_second, 1e-9
-    )
-    texts_after = docs_after + queries_after
+    probed = max(speed.texts_per_second, 1e-9)
+    encode_seconds = docs_after / (encoded or probed) + queries_after / probed
     return plan_training(
         budget=parse_budget(cfg.budget),
         spent=time.perf_counter() - started,
         full_steps=cfg.epochs * math.ceil(distinct_queries(examples) / cfg.batch_size),
         step_seconds=speed.step_seconds(cfg.batch_size, cost) * STEP_SAFETY,
-        texts_after=texts_after,
-        texts_per_second=texts_after / seconds if seconds > 0 else speed.texts_per_second,
+        encode_seconds=encode_seconds,
     )
 
 
