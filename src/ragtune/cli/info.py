@@ -35,7 +35,11 @@ def info(
         paths = enable_cpu_fast_paths(encoder, training=False)
         details["fused_cpu_inference"] = paths.describe()["fused_inference"]
     cpu_auto = autocast_dtype("auto", torch.device("cpu"), training=True)
-    details["cpu_training_precision"] = "bf16 autocast" if cpu_auto else "fp32"
+    details["cpu_training_precision"] = (
+        "bf16 autocast where a step of the run's pairs runs faster, else fp32 (timed at the start)"
+        if cpu_auto
+        else "fp32"
+    )
     details["cpu_training_memory"] = (
         "reuse (glibc: freed activations kept for the next step)"
         if memory.adjustable()

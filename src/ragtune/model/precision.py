@@ -2,8 +2,10 @@
 
 Why one place: "auto" means bf16 wherever the hardware runs it fast, and the hardware check
 (native bf16 on this CPU? :mod:`ragtune.model.cpu.bf16`) must not be answered differently by
-encoding and training. Training takes bf16 on any CPU with native bf16 (bf16 matmuls 2.2x faster
-on AVX512-BF16, 5-6x on AMX; a MiniLM step ~1.7x, equal score). Encoding takes it only after the
+encoding and training. Training takes bf16 on a CPU with native bf16 (bf16 matmuls 2.2x faster
+on an AVX512-BF16 EPYC, 5-6x on AMX; a MiniLM step ~1.7x, equal score) once a step of the run's own
+pairs was measured faster in it (:func:`training_autocast`): on an Intel Xeon with avx512_bf16 and
+no AMX it ran 0.65x fp32. Encoding takes it only after the
 model's own texts agree in both precisions and bf16 was measured faster
 (:mod:`ragtune.model.cpu.encode_precision`, which :meth:`ragtune.model.Encoder.encode` asks
 before calling :func:`autocast_dtype`); here, without that check, "auto" encodes in fp32 on CPU.
@@ -12,6 +14,7 @@ An index records what its vectors were encoded in (:func:`encoding_precision`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal, get_args
 
 import torch
@@ -44,6 +47,24 @@ def autocast_dtype(
     if training and device.type == "cpu" and cpu_supports_bf16():
         return torch.bfloat16
     return None
+
+
+def training_autocast(
+    precision: str, encoder: Any, queries: Sequence[str], documents: Sequence[str]
+) -> tuple[torch.dtype | None, str]:
+    """The autocast dtype a run trains ``encoder`` in, and why (empty: no measurement was made).
+
+    :func:`autocast_dtype` gives the hardware's answer; for ``"auto"`` on a CPU with native bf16
+    a forward and backward pass of the run's own pairs is then timed in both precisions
+    (:mod:`ragtune.model.cpu.train_precision`), and bf16 is kept only where it ran faster.
+    """
+    dtype = autocast_dtype(precision, encoder.device, training=True)
+    if precision != "auto" or dtype is None or encoder.device.type != "cpu":
+        return dtype, ""
+    from ragtune.model.cpu.train_precision import choose_train_precision
+
+    check = choose_train_precision(encoder, queries, documents)
+    return (torch.bfloat16 if check.precision == "bf16" else None), check.reason
 
 
 def precision_name(dtype: torch.dtype | None) -> str:

@@ -142,9 +142,12 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     """Clip the gradient norm to this (0: no clipping)."""
     precision: Precision = "auto"
-    """auto: bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16 or AMX), where a
-    MiniLM step runs ~1.7x faster at equal quality (BENCHMARKS.md); fp32 on other CPUs, where bf16
-    is emulated and several times slower. Encoding and evaluation stay fp32 on CPU."""
+    """auto: bf16 autocast on CUDA, and on CPUs with native bf16 (AVX512-BF16 or AMX) where a
+    timed step of the run's own pairs ran faster in it (model/cpu/train_precision.py: a MiniLM
+    step ~1.7x faster on an AVX512-BF16 EPYC at equal quality, 0.65x on a Xeon with AVX512-BF16
+    and no AMX, which keeps fp32); fp32 on other CPUs, where bf16 is emulated and several times
+    slower. A resumed run keeps the precision it recorded. Encoding and evaluation stay fp32 on
+    CPU unless their own check takes bf16."""
     cpu_memory: CpuMemory = "reuse"
     """What a CPU run does with freed activation memory (glibc; model/cpu/memory.py). reuse: keep it
     for the next step instead of unmapping it (no page faults: a MiniLM step 1.07x faster with

@@ -18,8 +18,9 @@ from ragtune.io import check_output
 from ragtune.losses import build_from_config, wrap_grad_cache
 from ragtune.model.adapters import apply_adapter
 from ragtune.model.cpu import enable_cpu_fast_paths
+from ragtune.model.cpu.train_precision import SAMPLE_PAIRS
 from ragtune.model.encoder import Encoder
-from ragtune.model.precision import autocast_dtype, precision_name
+from ragtune.model.precision import precision_name, training_autocast
 from ragtune.progress import console
 from ragtune.train import distributed as dist_utils
 from ragtune.train.batching import build_training_set, epoch_batches
@@ -80,7 +81,6 @@ def prepare(
     # Cheap dropout masks and fp32 attention under bf16 autocast (model/cpu/); the fused
     # inference path is checked lazily by the first evaluation's encode().
     enable_cpu_fast_paths(encoder, training=True, fused=False)
-    autocast = autocast_dtype(cfg.precision, encoder.device, training=True)
     model: torch.nn.Module = encoder
     if world > 1:
         # static_graph: each step runs the encoder once per text column before one backward.
@@ -150,8 +150,10 @@ def prepare(
         query_prompt=spec.query_prompt,
         document_prompt=spec.document_prompt,
     )
+    resuming = bool(cfg.resume and list_checkpoints(ckpt_dir))
+    autocast, why = run_autocast(cfg, encoder, examples, out / "run", resuming, rank, world)
     state, forced = TrainerState(), list[str]()
-    if cfg.resume and list_checkpoints(ckpt_dir):
+    if resuming:
         state, forced = resume(
             ckpt_dir, identity, cfg.resume_force, encoder, optimizer, scheduler, rank == 0
         )
@@ -176,7 +178,8 @@ def prepare(
             soft_wrap=True,
         )
     if rank == 0:
-        console.print(f"training precision: {precision_name(autocast)} ({cfg.precision})")
+        how = f"{cfg.precision}: {why}" if why else cfg.precision
+        console.print(f"training precision: {precision_name(autocast)} ({how})", soft_wrap=True)
     return Run(
         cfg=cfg,
         rank=rank,
@@ -196,6 +199,50 @@ def prepare(
         state=state,
         logger=logger,
     )
+
+
+def run_autocast(
+    cfg: TrainConfig,
+    encoder: Encoder,
+    examples: list[Example] | list[LabelledPair],
+    run_dir: Path,
+    resuming: bool,
+    rank: int,
+    world: int,
+) -> tuple[torch.dtype | None, str]:
+    """The precision this run trains in, and why when ``precision="auto"`` measured it.
+
+    A resumed run keeps what its run files recorded (a measurement on a loaded machine must not
+    switch a run's precision halfway); with several processes, rank 0 measures and every rank
+    takes its answer.
+    """
+    if resuming and cfg.precision == "auto":
+        saved = saved_precision(run_dir)
+        if saved is not None:
+            return (torch.bfloat16 if saved == "bf16" else None), "kept from the run being resumed"
+    dtype, why = None, ""
+    if rank == 0 or encoder.device.type != "cpu":
+        rows = examples[:: max(1, len(examples) // SAMPLE_PAIRS)][:SAMPLE_PAIRS]  # spread out
+        queries = [r.query for r in rows]
+        docs = [r.positive if isinstance(r, Example) else r.document for r in rows]
+        dtype, why = training_autocast(cfg.precision, encoder, queries, docs)
+    if world > 1 and encoder.device.type == "cpu":
+        dtype = torch.bfloat16 if dist_utils.agree(dtype is not None) else None
+    return dtype, why
+
+
+def saved_precision(run_dir: Path) -> str | None:
+    """ "fp32" or "bf16" as ``run_dir/config.yaml`` recorded it (None: not recorded)."""
+    import yaml
+
+    try:
+        resolved = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    name = resolved.get("resolved_precision") if isinstance(resolved, dict) else None
+    if name == "fp32":
+        return "fp32"
+    return "bf16" if isinstance(name, str) and name.startswith("bfloat16") else None
 
 
 def apply_run_dropout(encoder: Encoder, cfg: TrainConfig) -> None:

@@ -46,15 +46,15 @@ def measure_throughput(
     (:func:`ragtune.train.recipe.replan_epochs`).
     """
     from ragtune.model.cpu import enable_cpu_fast_paths
-    from ragtune.model.precision import autocast_dtype
+    from ragtune.model.precision import training_autocast
     from ragtune.train.prepare import apply_run_dropout
 
     probe = copy.deepcopy(encoder)
     apply_run_dropout(probe, cfg)  # the dropout the run trains with
     enable_cpu_fast_paths(probe, training=True, fused=False)
-    dtype = autocast_dtype(cfg.precision, probe.device, training=True)
     rows = examples[:: max(1, len(examples) // pairs)][:pairs]
     docs = [r.positive if isinstance(r, Example) else r.document for r in rows]
+    dtype, _ = training_autocast(cfg.precision, probe, [r.query for r in rows], docs)
     spec = probe.config
     tokens = [
         {k: v.to(probe.device) for k, v in probe.tokenize(texts, prompt).items()}
