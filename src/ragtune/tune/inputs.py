@@ -1,20 +1,25 @@
 """What ``tune`` reads: the chunks of a folder or of a BEIR corpus, and the user's questions.
 
 A folder is walked and chunked exactly as ``ragtune index`` does (:class:`FileChunker`), so the
-chunks trained on are the chunks served. A BEIR ``corpus.jsonl`` gives one chunk per record,
-``path`` = the record's id, its title (when present) as line 1 and its text below: a document is
-one record, which is what the title and cloze generators need.
+chunks trained on are the chunks served, and each file's ``"<path>\n"`` header is kept: the index
+embeds every chunk behind it, so the filter, the hard negatives, the training positives and every
+evaluation read the chunks as :func:`served` gives them, the text the served model reads. A BEIR
+``corpus.jsonl`` gives one chunk per record, ``path`` = the record's id (no header: an id is not
+a name a question would use), its title (when present) as line 1 and its text below: a document
+is one record, which is what the title and cloze generators need.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ragtune.data.beir import iter_corpus
 from ragtune.errors import DataError, RagtuneError
+from ragtune.pseudo.pairs import PseudoPair
 from ragtune.search.build import FileChunker, IndexConfig
 from ragtune.search.chunking import Chunk, split_lines
 from ragtune.search.files import walk_text_files
@@ -26,6 +31,8 @@ class Chunked:
     files: int
     skipped: Counter[str] = field(default_factory=Counter)
     is_folder: bool = True
+    headers: dict[str, str] = field(default_factory=dict)
+    """``{path: the header the index embeds its chunks behind}`` (empty: none, a corpus.jsonl)."""
 
 
 @dataclass(frozen=True)
@@ -52,10 +59,27 @@ def load_chunks(source: str, encoder: object, exclude: tuple[str, ...] = ()) -> 
         raise RagtuneError(f"{source}: not a folder nor a corpus.jsonl file")
     walk = walk_text_files(path, exclude=exclude)
     chunker = FileChunker(encoder, IndexConfig(exclude=exclude))  # type: ignore[arg-type]
-    chunks = []
+    chunks, headers = [], {}
     for f in walk.files:
-        chunks.extend(chunker(f.path, f.text)[0])
-    return Chunked(chunks, len(walk.files), Counter(walk.skipped), is_folder=True)
+        made, header = chunker(f.path, f.text)
+        chunks.extend(made)
+        if made and header:
+            headers[f.path] = header
+    return Chunked(chunks, len(walk.files), Counter(walk.skipped), True, headers)
+
+
+def served(chunks: Sequence[Chunk], headers: Mapping[str, str]) -> list[Chunk]:
+    """The chunks as the index embeds them: each behind its file's header (ids and lines kept)."""
+    return [replace(c, text=headers[c.path] + c.text) if c.path in headers else c for c in chunks]
+
+
+def served_pairs(pairs: Sequence[PseudoPair], headers: Mapping[str, str]) -> list[PseudoPair]:
+    """The pairs with their own positive text (code without its docstring) behind the header of
+    its file, as the served index would embed it; a pair whose positive is its chunk is kept."""
+    return [
+        replace(p, document=headers[p.path] + p.document) if p.document and p.path in headers else p
+        for p in pairs
+    ]
 
 
 def read_questions(path: str) -> list[Question]:

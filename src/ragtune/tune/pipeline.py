@@ -17,6 +17,10 @@ Stages, each resumable (stages/stages.json) with atomic outputs under ``<out>/st
    held-out queries one by one);
 8. ``index``: the folder indexed with the published model (``<out>/index``).
 
+Every stage that encodes a chunk (the filter, the hard negatives, the training positives, the
+evaluations) reads it as the index embeds it, behind its ``"<path>\n"`` header
+(:func:`ragtune.tune.inputs.served`): the model is trained and measured on the texts it serves.
+
 Why this order: the filter needs every chunk (a pseudo-query must find its chunk among all of
 them), and the split comes after it so dev and test hold only pairs that passed, as training does.
 """
@@ -61,7 +65,7 @@ from ragtune.tune.budget import STEP_SAFETY, TrainingPlan, plan_training
 from ragtune.tune.config import TuneConfig
 from ragtune.tune.counts import code_files_without_pairs, example_queries, pair_counts
 from ragtune.tune.evalsets import positive_id, pseudo_evalset, question_evalset, sample
-from ragtune.tune.inputs import load_chunks, read_questions
+from ragtune.tune.inputs import load_chunks, read_questions, served, served_pairs
 from ragtune.tune.negatives import example_from_json, mine_examples
 from ragtune.tune.question_split import split_questions
 from ragtune.tune.report import save_tune_report
@@ -95,13 +99,18 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
     base = Encoder.load(cfg.model, max_seq_length=cfg.max_seq_length)
 
     console.rule("[bold]1. chunks")
-    key = stage_key(cfg.input, cfg.exclude, cfg.model, cfg.max_seq_length)
+    key = stage_key(cfg.input, cfg.exclude, cfg.model, cfg.max_seq_length, "served headers")
     if not stages.fresh("chunks", key, work / "chunks.jsonl"):
         loaded = load_chunks(cfg.input, base, cfg.exclude)
         write_jsonl(work / "chunks.jsonl", [asdict(c) for c in loaded.chunks])
         atomic_write_json(
             work / "chunks.json",
-            {"files": loaded.files, "skipped": dict(loaded.skipped), "folder": loaded.is_folder},
+            {
+                "files": loaded.files,
+                "skipped": dict(loaded.skipped),
+                "folder": loaded.is_folder,
+                "headers": loaded.headers,
+            },
         )
         stages.finish("chunks", key)
     chunks = [Chunk(**r) for r in read_jsonl(work / "chunks.jsonl")]
@@ -109,6 +118,9 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
     console.print(f"{len(chunks)} chunks from {meta['files']} files (skipped {meta['skipped']})")
     if not chunks:
         raise_empty(cfg.input)
+    # what the index embeds: every stage that encodes a chunk reads it behind its path header
+    headers: dict[str, str] = meta.get("headers", {})
+    docs = served(chunks, headers)
 
     console.rule("[bold]2. pseudo-queries")
     generated: dict[str, dict[str, Any]] = {}
@@ -143,7 +155,7 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
     )
     if not stages.fresh("filter", fkey, work / "filtered.jsonl", work / "dense-ranks.jsonl"):
         trip = round_trip_filter(
-            pairs, chunks, base, RoundTripConfig(k=cfg.round_trip_k), cache_dir=cache
+            pairs, docs, base, RoundTripConfig(k=cfg.round_trip_k), cache_dir=cache
         )
         write_jsonl(work / "filtered.jsonl", [p.to_json() for p in trip.kept])
         write_jsonl(  # every pair's: the selection looks up only the training pairs
@@ -191,7 +203,8 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
     console.rule("[bold]5. hard negatives")
     mkey = stage_key(skey, cfg.negatives, cfg.relative_margin)
     if not stages.fresh("mine", mkey, work / "mined.jsonl"):
-        examples = mine_examples(cfg, split["train"], chunks, paths["train"], base, cache)
+        train_pairs = served_pairs(split["train"], headers)
+        examples = mine_examples(cfg, train_pairs, docs, paths["train"], base, cache)
         write_jsonl(work / "mined.jsonl", [asdict(e) for e in examples])
         stages.finish("mine", mkey)
     examples = [example_from_json(r) for r in read_jsonl(work / "mined.jsonl")]
@@ -202,8 +215,8 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
 
     # The user's questions: dev decides publishing, test (when there are enough) is reported.
     qsplit = split_questions(questions, cfg.seed, min_questions=QUESTIONS_FOR_A_TEST)
-    q_dev = question_evalset(qsplit.dev, chunks, "questions (dev)") if qsplit.dev else None
-    q_test = question_evalset(qsplit.test, chunks, "questions (test)") if qsplit.test else None
+    q_dev = question_evalset(qsplit.dev, docs, "questions (dev)") if qsplit.dev else None
+    q_test = question_evalset(qsplit.test, docs, "questions (test)") if qsplit.test else None
     unmatched = sum(not r for r in q_dev.qrels.values()) if q_dev is not None else 0
     if q_test is not None:
         unmatched += sum(not r for r in q_test.qrels.values())
@@ -216,7 +229,7 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
     dev = (
         q_dev
         if q_dev is not None and q_dev.queries
-        else _pseudo(split["dev"], chunks, "dev", paths["dev"])
+        else _pseudo(split["dev"], docs, headers, "dev", paths["dev"])
     )
 
     console.rule("[bold]6. training")
@@ -239,7 +252,7 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
         hidden_dropout=None if cfg.dropout else 0.0,
         resume=cfg.recipe == "fixed",  # an auto search cannot resume (train/auto.py)
     )
-    test = _pseudo(split["test"], chunks, "held-out pseudo-queries", paths["test"])
+    test = _pseudo(split["test"], docs, headers, "held-out pseudo-queries", paths["test"])
     plan: TrainingPlan | None = None
     selection: Selection | None = None
     if cfg.recipe == "fixed":  # auto's search keeps to the budget itself (train/auto.py)
@@ -446,8 +459,15 @@ def _systems(evalset: EvalSet, base: Encoder, tuned: Encoder, cache: Path) -> li
     ]
 
 
-def _pseudo(pairs: list[PseudoPair], chunks: list[Chunk], name: str, paths: set[str]) -> EvalSet:
-    return pseudo_evalset(pairs, chunks, name, paths)
+def _pseudo(
+    pairs: list[PseudoPair],
+    docs: list[Chunk],
+    headers: dict[str, str],
+    name: str,
+    paths: set[str],
+) -> EvalSet:
+    """The pairs as an evaluation set over the chunks ``docs`` as served (behind their headers)."""
+    return pseudo_evalset(served_pairs(pairs, headers), docs, name, paths)
 
 
 def _subset(test: EvalSet, generator: str) -> EvalSet:
