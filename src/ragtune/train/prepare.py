@@ -151,7 +151,6 @@ def prepare(
         document_prompt=spec.document_prompt,
     )
     resuming = bool(cfg.resume and list_checkpoints(ckpt_dir))
-    autocast, why = run_autocast(cfg, encoder, examples, out / "run", resuming, rank, world)
     state, forced = TrainerState(), list[str]()
     if resuming:
         state, forced = resume(
@@ -164,6 +163,8 @@ def prepare(
     if rank == 0:
         for note in notes:
             console.print(note, soft_wrap=True)
+    # timed after every refusal (resume's checks): a refused run costs no measurement
+    autocast, why = run_autocast(cfg, encoder, examples, out / "run", resuming, rank, world)
     logger = RunLogger(out / "run", enabled=rank == 0, tensorboard=cfg.tensorboard)
     if rank == 0 and (state.step == 0 or forced):  # the run files describe the run that trains
         write_run_files(out / "run", cfg, examples, encoder, data, precision_name(autocast))

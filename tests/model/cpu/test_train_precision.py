@@ -12,6 +12,7 @@ import yaml
 
 from ragtune.data.schema import Example
 from ragtune.model.cpu import train_precision
+from ragtune.model.cpu.encode_precision import PrecisionCheck
 from ragtune.model.cpu.train_precision import (
     check_train_bf16,
     choose_train_precision,
@@ -82,7 +83,7 @@ def test_the_check_changes_no_weight_gradient_or_random_draw(monkeypatch, tokeni
     expected = torch.rand(4)
     torch.manual_seed(7)
     check = choose_train_precision(encoder, QUERIES, DOCS)
-    assert check.precision in ("fp32", "bf16") and check.pairs == 8
+    assert check.precision in ("fp32", "bf16") and check.sample == 8
     assert torch.equal(torch.rand(4), expected)  # the run draws the masks it would have drawn
     assert all(p.grad is None for p in encoder.parameters())
     for name, tensor in encoder.state_dict().items():
@@ -128,7 +129,7 @@ def test_auto_follows_the_measurement_and_explicit_precisions_do_not(
     monkeypatch.setattr(
         train_precision,
         "check_train_bf16",
-        lambda step, cpu, pairs, **_: train_precision.TrainPrecisionCheck(decided, "timed", cpu),
+        lambda step, cpu, pairs, **_: PrecisionCheck(decided, "timed", cpu),
     )
     dtype, _ = training_autocast(precision, make_tiny_encoder(tokenizer), QUERIES, DOCS)
     assert dtype == expected

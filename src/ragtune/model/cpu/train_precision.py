@@ -29,13 +29,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from ragtune.model.cpu.bf16 import Bf16Kind, bf16_kind
-from ragtune.model.cpu.encode_precision import EncodePrecision, machine_key
+from ragtune.model.cpu.encode_precision import EncodePrecision, PrecisionCheck, machine_key
 
 SAMPLE_PAIRS = 8
 MIN_SPEEDUP = 1.05
@@ -45,20 +44,7 @@ Step = Callable[[EncodePrecision], None]
 """One forward and backward pass of the sample in the given precision."""
 
 
-@dataclass(frozen=True)
-class TrainPrecisionCheck:
-    """What ``precision="auto"`` chose for training one model on this CPU, and why."""
-
-    precision: EncodePrecision
-    reason: str
-    cpu: Bf16Kind
-    speedup: float | None = None
-    """fp32 seconds / bf16 seconds of the timed passes (None: not measured)."""
-    pairs: int = 0
-    """Pairs in each timed pass."""
-
-
-_decisions: dict[tuple[Any, ...], TrainPrecisionCheck] = {}
+_decisions: dict[tuple[Any, ...], PrecisionCheck] = {}
 
 
 def clear_train_precision_cache() -> None:
@@ -68,7 +54,7 @@ def clear_train_precision_cache() -> None:
 
 def check_train_bf16(
     step: Step, cpu: Bf16Kind, pairs: int, *, clock: Callable[[], float] = time.perf_counter
-) -> TrainPrecisionCheck:
+) -> PrecisionCheck:
     """Time ``step`` in both precisions (see the module docstring) and apply the rule."""
     step("bf16")  # oneDNN builds its bf16 kernels on the first call
     step("fp32")
@@ -81,9 +67,9 @@ def check_train_bf16(
     speedup = seconds["fp32"] / max(seconds["bf16"], 1e-9)
     if speedup < MIN_SPEEDUP:
         why = f"a bf16 training step was not faster here ({speedup:.2f}x fp32)"
-        return TrainPrecisionCheck("fp32", why, cpu, speedup, pairs)
+        return PrecisionCheck("fp32", why, cpu, speedup=speedup, sample=pairs)
     why = f"a bf16 training step ran {speedup:.2f}x faster than fp32"
-    return TrainPrecisionCheck("bf16", why, cpu, speedup, pairs)
+    return PrecisionCheck("bf16", why, cpu, speedup=speedup, sample=pairs)
 
 
 def choose_train_precision(
@@ -92,8 +78,9 @@ def choose_train_precision(
     documents: Sequence[str],
     *,
     clock: Callable[[], float] = time.perf_counter,
-) -> TrainPrecisionCheck:
-    """The precision a CPU run with ``precision="auto"`` trains ``encoder`` in.
+) -> PrecisionCheck:
+    """The precision a CPU run with ``precision="auto"`` trains ``encoder`` in, as the
+    :class:`PrecisionCheck` encoding also answers with (``sample``: pairs per timed pass).
 
     ``queries`` and ``documents`` are the run's own texts (the first :data:`SAMPLE_PAIRS` pairs
     are timed, at the lengths the run trains at). Call it after the run's dropout, adapter and
@@ -101,10 +88,10 @@ def choose_train_precision(
     """
     cpu = bf16_kind()
     if cpu == "none":
-        return TrainPrecisionCheck("fp32", "this CPU has no native bf16", cpu)
+        return PrecisionCheck("fp32", "this CPU has no native bf16", cpu)
     n = min(SAMPLE_PAIRS, len(queries), len(documents))
     if n < 2:
-        return TrainPrecisionCheck("fp32", "too few pairs to time a bf16 step", cpu)
+        return PrecisionCheck("fp32", "too few pairs to time a bf16 step", cpu, cached=False)
     key = (machine_key(), *_architecture(encoder))
     known = _decisions.get(key)
     if known is not None:
