@@ -46,6 +46,7 @@ def measure_throughput(
     (:func:`ragtune.train.recipe.replan_epochs`).
     """
     from ragtune.model.cpu import enable_cpu_fast_paths
+    from ragtune.model.cpu.train_precision import pair_step, pair_tokens
     from ragtune.model.precision import training_autocast
     from ragtune.train.prepare import apply_run_dropout
 
@@ -54,23 +55,14 @@ def measure_throughput(
     enable_cpu_fast_paths(probe, training=True, fused=False)
     rows = examples[:: max(1, len(examples) // pairs)][:pairs]
     docs = [r.positive if isinstance(r, Example) else r.document for r in rows]
-    dtype, _ = training_autocast(cfg.precision, probe, [r.query for r in rows], docs)
-    spec = probe.config
-    tokens = [
-        {k: v.to(probe.device) for k, v in probe.tokenize(texts, prompt).items()}
-        for texts, prompt in (
-            ([r.query for r in rows], spec.query_prompt),
-            (docs, spec.document_prompt),
-        )
-    ]
-    labels = torch.arange(len(rows), device=probe.device)
+    queries = [r.query for r in rows]
+    dtype, _ = training_autocast(cfg.precision, probe, queries, docs)
+    tokens = pair_tokens(probe, queries, docs)
+    step = pair_step(probe, tokens)
 
     def train_step() -> float:
         t0 = clock()
-        with torch.autocast(probe.device.type, dtype=dtype or torch.float32, enabled=bool(dtype)):
-            q, d = (probe(t).float() for t in tokens)  # (pairs, D) each
-        torch.nn.functional.cross_entropy(20 * q @ d.T, labels).backward()
-        probe.zero_grad(set_to_none=True)
+        step(dtype)
         return clock() - t0
 
     probe.train()

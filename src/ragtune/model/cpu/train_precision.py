@@ -96,25 +96,12 @@ def choose_train_precision(
     known = _decisions.get(key)
     if known is not None:
         return known
-    spec = encoder.config
-    tokens = [
-        {k: v.to(encoder.device) for k, v in encoder.tokenize(list(texts[:n]), prompt).items()}
-        for texts, prompt in (
-            (queries, spec.query_prompt),
-            (documents, spec.document_prompt),
-        )
-    ]
-    labels = torch.arange(n, device=encoder.device)
-    params = [p for p in encoder.parameters() if p.requires_grad]
+    run = pair_step(encoder, pair_tokens(encoder, queries[:n], documents[:n]))
 
     def step(which: EncodePrecision) -> None:
-        bf16 = which == "bf16"
-        with torch.autocast(encoder.device.type, dtype=torch.bfloat16, enabled=bf16):
-            q, d = (encoder(t).float() for t in tokens)  # (n, D) each
-        torch.nn.functional.cross_entropy(20 * q @ d.T, labels).backward()
-        for p in params:
-            p.grad = None
+        run(torch.bfloat16 if which == "bf16" else None)
 
+    params = [p for p in encoder.parameters() if p.requires_grad]
     saved = [p.grad for p in params]
     was_training = encoder.training
     encoder.train()
@@ -127,6 +114,35 @@ def choose_train_precision(
             p.grad = grad
     _decisions[key] = check
     return check
+
+
+def pair_tokens(
+    encoder: Any, queries: Sequence[str], documents: Sequence[str]
+) -> list[dict[str, torch.Tensor]]:
+    """The queries and the documents tokenized as a run tokenizes them, prompts included."""
+    spec = encoder.config
+    return [
+        {k: v.to(encoder.device) for k, v in encoder.tokenize(list(texts), prompt).items()}
+        for texts, prompt in ((queries, spec.query_prompt), (documents, spec.document_prompt))
+    ]
+
+
+def pair_step(
+    encoder: Any, tokens: list[dict[str, torch.Tensor]]
+) -> Callable[[torch.dtype | None], None]:
+    """One in-batch InfoNCE forward and backward pass of ``tokens`` (:func:`pair_tokens`) in
+    autocast ``dtype`` (None: fp32), gradients cleared after: the step this check and the
+    throughput probe (:mod:`ragtune.train.probe`) time. It never updates a weight."""
+    labels = torch.arange(tokens[0]["input_ids"].shape[0], device=encoder.device)
+
+    def step(dtype: torch.dtype | None) -> None:
+        with torch.autocast(encoder.device.type, dtype=dtype or torch.float32, enabled=bool(dtype)):
+            q, d = (encoder(t).float() for t in tokens)  # (pairs, D) each
+        torch.nn.functional.cross_entropy(20 * q @ d.T, labels).backward()
+        for p in encoder.parameters():
+            p.grad = None
+
+    return step
 
 
 def _architecture(encoder: Any) -> tuple[Any, ...]:
