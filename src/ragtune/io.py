@@ -268,6 +268,17 @@ def replace_path(new: Path, target: Path) -> None:
     _remove(old)
 
 
+def discard_own(target: Path) -> None:
+    """Remove the folder ``target``, which this command wrote earlier (the caller checked its
+    marker), with no moment where half of it is there: it is renamed aside, then deleted. A kill
+    between the two leaves a leftover that :func:`clean_leftovers` removes or restores."""
+    aside = Path(tempfile.mkdtemp(prefix=_leftover_prefix(target, "old"), dir=target.parent))
+    os.rmdir(aside)
+    os.rename(target, aside)
+    crash_point("discard:renamed")
+    _remove(aside)
+
+
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 _renameat2: Any = None

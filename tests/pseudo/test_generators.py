@@ -96,6 +96,16 @@ def test_docstrings_are_found_across_chunks_of_one_file():
     assert [p.chunk_id for p in pairs] == ["a.py:1-10", "a.py:13-17"]
 
 
+def test_a_form_feed_between_sections_does_not_shift_the_code_after_it():
+    # a page break (an old Emacs habit) is one line for ast, two for str.splitlines
+    source = (
+        '"""Tools."""\n\f\ndef first(x):\n    """Return the first value of x."""\n    return x[0]\n'
+    )
+    (pair,) = run("docstring", chunk_of("tools.py", source))
+    assert (pair.query, pair.start_line) == ("Return the first value of x.", 3)
+    assert pair.document == "def first(x):\n    return x[0]"
+
+
 def test_comment_above_a_definition_in_any_language():
     (pair,) = run("comment", chunk_of("net/retry.go", GO))
     assert pair.query == "Retry the request with exponential backoff until it succeeds."

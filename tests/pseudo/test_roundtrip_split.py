@@ -54,6 +54,19 @@ def test_no_file_is_in_two_splits_and_shares_are_close():
     assert len(splits.test) == 20 and len(splits.dev) == 20  # 10% of 200, whole files of 4
 
 
+def test_three_files_fill_every_split_even_when_test_would_want_two():
+    # test's share (10% of 102 pairs) is more than the two one-pair files hold: taking both
+    # would leave dev empty, and a dev set is what decides publishing
+    pairs = [
+        PseudoPair(f"q{f}-{i}", f"g{f}.py:1-2", f"g{f}.py", 1, 2, "docstring")
+        for f, n in ((0, 1), (1, 1), (2, 100))
+        for i in range(n)
+    ]
+    for seed in range(6):
+        splits = split_by_file(pairs, (0.8, 0.1, 0.1), seed=seed)
+        assert splits.train and splits.dev and splits.test, seed
+
+
 def test_the_split_is_stable_when_a_file_is_added():
     before = split_by_file(_pairs(30, 1), seed=3).files
     after = split_by_file(_pairs(31, 1), seed=3).files

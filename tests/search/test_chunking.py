@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ragtune.pseudo.pairs import chunk_id
 from ragtune.search.chunking import (
     LINE,
     PARAGRAPH,
@@ -121,6 +122,14 @@ def test_a_line_longer_than_the_budget_becomes_windows_citing_that_line():
     chunks = chunk_text("long.txt", text, WordCounter(), max_tokens=4)
     assert ranges(chunks) == [(1, 1), (1, 1), (1, 1), (2, 2)]
     assert [c.text for c in chunks] == ["w1 w2 w3 w4", "w5 w6 w7 w8", "w9 w10", "tail line"]
+    # the windows share a line, not an id: tune's stages key chunks by chunk_id
+    assert [c.part for c in chunks] == [1, 2, 3, 0]
+    assert [chunk_id(c) for c in chunks] == [
+        "long.txt:1-1~1",
+        "long.txt:1-1~2",
+        "long.txt:1-1~3",
+        "long.txt:2-2",
+    ]
 
 
 def test_blank_files_give_no_chunks():

@@ -42,9 +42,24 @@ def parse_source(source: str, filename: str) -> ast.Module | None:
             return None
 
 
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+def ast_lines(source: str) -> list[str]:
+    """The lines of ``source`` as :mod:`ast` numbers them.
+
+    Why not ``str.splitlines``: it also breaks at form feeds, vertical tabs and ``\u2028``,
+    which Python code may hold inside a line (a form feed between sections is an old Emacs
+    habit), and every function after such a line would then be cut from the wrong lines."""
+    lines = _NEWLINE.split(source)
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
 def extract_functions(tree: ast.Module, source: str) -> tuple[list[PyFunction], int]:
     """Top-level functions and methods in source order, and the number of nested ones skipped."""
-    lines = source.splitlines()
+    lines = ast_lines(source)
     found: list[PyFunction] = []
     nested = 0
 

@@ -63,6 +63,13 @@ class EvalSet:
     strata: dict[str, str] = field(default_factory=dict)
     """Optional ``{query id: kind}`` (say the generator of a pseudo-query): the significance
     gate (train/gate.py) then asks for a gain on every kind, not only pooled."""
+    unjudged: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Optional ``{query id: document ids left out of its ranking}``: documents that are neither
+    its answer nor a wrong one. A held-out sentence's passage is the answer to the sentence, and
+    the same passage kept whole for another pseudo-query holds the sentence word for word: judged
+    irrelevant it would rank first for every system and cap the answer at rank 2
+    (:func:`ragtune.tune.evalsets.pseudo_evalset`). Every score drops these hits, as it drops a
+    query's own id (:func:`ragtune.evaluation.evaluate.without_identical_ids`)."""
 
     def __post_init__(self) -> None:
         # Evaluate only queries that have at least one relevant document (BEIR's convention).

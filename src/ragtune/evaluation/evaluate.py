@@ -213,6 +213,11 @@ def _result(
     docs_per_second: float | None,
 ) -> EvalResult:
     run = without_identical_ids(run)
+    if evalset.unjudged:
+        run = {
+            qid: {d: s for d, s in hits.items() if d not in evalset.unjudged.get(qid, ())}
+            for qid, hits in run.items()
+        }
     per_query = compute_per_query(run, evalset.qrels, ks)
     return EvalResult(
         system=name,

@@ -35,7 +35,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from ragtune.data.pyfunctions import extract_functions, parse_source, summarise
+from ragtune.data.pyfunctions import ast_lines, extract_functions, parse_source, summarise
 from ragtune.pseudo.generators import GeneratorOptions, register
 from ragtune.pseudo.pairs import PseudoPair, pair_for
 from ragtune.search.chunking import CODE_SUFFIXES, Chunk
@@ -163,7 +163,7 @@ class PyClass:
 
 def extract_classes(tree: ast.Module, source: str) -> list[PyClass]:
     """Classes with a docstring, outside functions, in source order (nested classes included)."""
-    lines = source.splitlines()
+    lines = ast_lines(source)
     found: list[PyClass] = []
 
     def visit(node: ast.AST, prefix: str) -> None:

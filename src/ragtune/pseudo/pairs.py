@@ -24,8 +24,10 @@ from ragtune.search.chunking import Chunk
 
 
 def chunk_id(chunk: Chunk) -> str:
-    """The stable id of a chunk: ``path:start-end`` (unique within one chunking of a folder)."""
-    return f"{chunk.path}:{chunk.start_line}-{chunk.end_line}"
+    """The stable id of a chunk: ``path:start-end``, and ``~part`` for the windows of one
+    over-long line (unique within one chunking of a folder)."""
+    where = f"{chunk.path}:{chunk.start_line}-{chunk.end_line}"
+    return f"{where}~{chunk.part}" if chunk.part else where
 
 
 @dataclass(frozen=True)

@@ -46,8 +46,11 @@ def split_by_file(
     files: dict[str, str] = {}
     filled = {"test": 0, "dev": 0}
     i = 0
-    for name, goal in goals:
-        while i < len(order) and goal > 0 and filled[name] < goal and len(order) - i > 1:
+    for n, (name, goal) in enumerate(goals):
+        # leave a file for train and for each split still to fill: with three files or more,
+        # no split that has a share ends empty (test must not take the file dev needs)
+        keep = 1 + sum(later > 0 for _, later in goals[n + 1 :])
+        while i < len(order) and goal > 0 and filled[name] < goal and len(order) - i > keep:
             files[order[i]] = name
             filled[name] += per_file[order[i]]
             i += 1

@@ -103,6 +103,9 @@ class Chunk:
     start_line: int
     end_line: int
     text: str
+    part: int = 0
+    """1, 2, ... for the token windows of one line too long for a chunk (they share its line
+    number); 0 for every other chunk."""
 
 
 class TokenCounter(Protocol):
@@ -252,7 +255,12 @@ def chunk_text(
     chunks: list[Chunk] = []
     for lo, hi in ranges:
         if lo in oversized:
-            chunks.extend(Chunk(path, lo + 1, lo + 1, part) for part in oversized[lo])
+            windows = oversized[lo]
+            numbered = len(windows) > 1
+            chunks.extend(
+                Chunk(path, lo + 1, lo + 1, text, n if numbered else 0)
+                for n, text in enumerate(windows, 1)
+            )
             continue
         while lo < hi and not lines[lo].strip():
             lo += 1

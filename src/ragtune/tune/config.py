@@ -129,6 +129,12 @@ class TuneConfig:
             raise RagtuneError(f"round_trip_k must be >= 0 (0: off), got {self.round_trip_k}")
         if len(self.fractions) != 3 or abs(sum(self.fractions) - 1) > 1e-6:
             raise RagtuneError(f"fractions must be three shares summing to 1, got {self.fractions}")
+        from ragtune.train.config import parse_budget
+
+        try:  # before any stage: a typo must not cost the chunking, the filter or an LLM's time
+            parse_budget(self.budget)
+        except ValueError as exc:
+            raise RagtuneError(f"budget: {exc}") from None
 
     def llm_config(self) -> LlmConfig:
         """The settings of the ``openai`` generator."""

@@ -3,7 +3,8 @@
 Held-out pseudo-pairs: each pair's positive is its own document (the code without its
 docstring, the passage without its held-out sentence; the chunk itself when the generator keeps
 it whole), and the split's other chunks are the distractors. A chunk that gave a positive is not
-also a distractor (it would hold the query's words and be judged irrelevant).
+also a distractor (it would hold the query's words and be judged irrelevant), and a query is not
+judged on the other documents of its own chunk, for the same reason (``EvalSet.unjudged``).
 """
 
 from __future__ import annotations
@@ -59,7 +60,17 @@ def pseudo_evalset(
             corpus[cid] = Document(
                 cid, chunk.text, metadata=_where(chunk.path, chunk.start_line, chunk.end_line)
             )
-    return EvalSet(queries, corpus, qrels, name=name, strata=strata)
+    # A chunk's other documents (the chunk whole, or less another sentence or docstring) hold
+    # a query's words verbatim without being its answer: they are not judged for it.
+    of_chunk: dict[str, set[str]] = {}
+    for pair in pairs:
+        of_chunk.setdefault(pair.chunk_id, set()).add(positive_id(pair))
+    unjudged = {}
+    for i, pair in enumerate(pairs):
+        others = of_chunk[pair.chunk_id] - {positive_id(pair)}
+        if others:
+            unjudged[f"q{i}"] = frozenset(others)
+    return EvalSet(queries, corpus, qrels, name=name, strata=strata, unjudged=unjudged)
 
 
 def question_evalset(

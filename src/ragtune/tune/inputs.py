@@ -102,7 +102,7 @@ def read_questions(path: str) -> list[Question]:
             if not isinstance(obj.get(key), str) or not obj[key].strip():
                 raise DataError("missing or empty", path=path, line=n, field=key)
         where, _, line = obj["path"].rpartition(":")
-        if where and line.isdigit():
+        if where and line.isascii() and line.isdigit():  # not "²": int() refuses it
             found.append(Question(obj["query"], where, int(line)))
         else:
             found.append(Question(obj["query"], obj["path"]))

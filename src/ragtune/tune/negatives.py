@@ -15,7 +15,7 @@ from ragtune.errors import RagtuneError
 from ragtune.mining import MiningConfig, mine_hard_negatives
 from ragtune.model.encoder import Encoder
 from ragtune.progress import console
-from ragtune.pseudo.pairs import PseudoPair
+from ragtune.pseudo.pairs import PseudoPair, chunk_id
 from ragtune.search.chunking import Chunk
 from ragtune.tune.config import TuneConfig
 
@@ -31,7 +31,7 @@ def mine_examples(
     """One example per pair (positive: the pair's document, else its chunk), each with a hard
     negative from the chunks of ``paths`` unless ``cfg.negatives`` is none or fewer than half
     of the pairs found one (then in-batch negatives only, for all)."""
-    by_id = {f"{c.path}:{c.start_line}-{c.end_line}": c for c in chunks}
+    by_id = {chunk_id(c): c for c in chunks}
     examples = [
         Example(
             p.query, p.document or by_id[p.chunk_id].text, query_id=f"t{i}", positive_id=p.chunk_id

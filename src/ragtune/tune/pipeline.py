@@ -2,7 +2,9 @@
 
 Stages, each resumable (stages/stages.json) with atomic outputs under ``<out>/stages``:
 
-1. ``chunks``: chunk the folder as ``ragtune index`` does (chunks.jsonl);
+1. ``chunks``: chunk the folder as ``ragtune index`` does (chunks.jsonl), on every run: the
+   stages after it are keyed by what was read, so an edited folder redoes them; an output folder
+   inside the input is left out of it; the user's questions are matched to the chunks here;
 2. ``queries:<generator>``: pseudo-queries of each generator (queries-<name>.jsonl);
 3. ``filter``: round-trip consistency with the base BM25+dense fusion (filtered.jsonl);
 4. ``split``: by file into train/dev/test, capped by seeded samples (splits.json);
@@ -10,7 +12,8 @@ Stages, each resumable (stages/stages.json) with atomic outputs under ``<out>/st
 6. ``plan`` and ``train``: as many steps as the budget leaves (:mod:`ragtune.tune.budget`), on
    the queries the base model ranks worst when that is less than an epoch
    (:mod:`ragtune.tune.selection`), then the public :func:`ragtune.train.train` with the dev set
-   gating (``<out>/model``);
+   gating (``<out>/model``); a run killed mid-training resumes, a run with other examples,
+   settings or dev questions trains afresh (``train:started`` records which);
 7. ``report``: base vs tuned vs BM25 on the held-out pseudo-queries, per generator, and on the
    user's questions split into dev and test (:mod:`ragtune.tune.question_split`); counts per
    generator and filter (``<out>/tune.md``, ``tune.png``, ``tune.json``; ``<out>/report``: the
@@ -28,6 +31,7 @@ them), and the split comes after it so dev and test hold only pairs that passed,
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
@@ -45,6 +49,7 @@ from ragtune.io import (
     atomic_write_json,
     check_output,
     claim_output,
+    discard_own,
     write_marker,
 )
 from ragtune.model.encoder import Encoder
@@ -65,7 +70,7 @@ from ragtune.tune.budget import STEP_SAFETY, TrainingPlan, plan_training
 from ragtune.tune.config import TuneConfig
 from ragtune.tune.counts import code_files_without_pairs, example_queries, pair_counts
 from ragtune.tune.evalsets import positive_id, pseudo_evalset, question_evalset, sample
-from ragtune.tune.inputs import load_chunks, read_questions, served, served_pairs
+from ragtune.tune.inputs import Question, load_chunks, read_questions, served, served_pairs
 from ragtune.tune.negatives import example_from_json, mine_examples
 from ragtune.tune.question_split import split_questions
 from ragtune.tune.report import save_tune_report
@@ -99,10 +104,14 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
     base = Encoder.load(cfg.model, max_seq_length=cfg.max_seq_length)
 
     console.rule("[bold]1. chunks")
-    key = stage_key(cfg.input, cfg.exclude, cfg.model, cfg.max_seq_length, "served headers")
+    exclude = cfg.exclude + own_output(cfg.input, out)
+    # Chunking is cheap (seconds) and always redone: the key is what was read, so an edited,
+    # added or removed file redoes the stages after it, and an unchanged folder reuses them.
+    loaded = load_chunks(cfg.input, base, exclude)
+    rows = [asdict(c) for c in loaded.chunks]
+    key = stage_key(rows, loaded.headers, cfg.model, cfg.max_seq_length, "served headers")
     if not stages.fresh("chunks", key, work / "chunks.jsonl"):
-        loaded = load_chunks(cfg.input, base, cfg.exclude)
-        write_jsonl(work / "chunks.jsonl", [asdict(c) for c in loaded.chunks])
+        write_jsonl(work / "chunks.jsonl", rows)
         atomic_write_json(
             work / "chunks.json",
             {
@@ -121,6 +130,13 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
     # what the index embeds: every stage that encodes a chunk reads it behind its path header
     headers: dict[str, str] = meta.get("headers", {})
     docs = served(chunks, headers)
+
+    # The user's questions: dev decides publishing, test (when there are enough) is reported.
+    # Matched to the chunks now, so a wrong path fails before minutes of work, not after them.
+    qsplit = split_questions(questions, cfg.seed, min_questions=QUESTIONS_FOR_A_TEST)
+    q_dev = question_evalset(qsplit.dev, docs, "questions (dev)") if qsplit.dev else None
+    q_test = question_evalset(qsplit.test, docs, "questions (test)") if qsplit.test else None
+    unmatched = check_questions(cfg, qsplit.dev + qsplit.test, q_dev, q_test, chunks)
 
     console.rule("[bold]2. pseudo-queries")
     generated: dict[str, dict[str, Any]] = {}
@@ -197,33 +213,44 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
     files: dict[str, str] = saved["files"]
     if not split["train"]:
         raise RagtuneError(f"{cfg.input}: no pseudo-query passed the filter; nothing to train on")
+    needed = ["test"] if q_dev is not None else ["dev", "test"]
+    if any(not split[s] for s in needed):
+        sources = len({p.path for p in kept})
+        what = "files" if meta["folder"] else "records"
+        raise RagtuneError(
+            f"{cfg.input}: the pseudo-queries that passed the filter come from {sources} "
+            f"{what}; splitting them by file into train, dev and test needs at least "
+            f"{len(needed) + 1} (nothing was trained)"
+        )
     paths = {s: {p for p, v in files.items() if v == s} for s in ("train", "dev", "test")}
     console.print(", ".join(f"{s} {len(split[s])} pairs / {len(paths[s])} files" for s in split))
 
     console.rule("[bold]5. hard negatives")
     mkey = stage_key(skey, cfg.negatives, cfg.relative_margin)
-    if not stages.fresh("mine", mkey, work / "mined.jsonl"):
+    if not stages.fresh("mine", mkey, work / "mined.jsonl", work / "mine.json"):
         train_pairs = served_pairs(split["train"], headers)
         examples = mine_examples(cfg, train_pairs, docs, paths["train"], base, cache)
         write_jsonl(work / "mined.jsonl", [asdict(e) for e in examples])
+        atomic_write_json(work / "mine.json", {"pairs": len(train_pairs)})
         stages.finish("mine", mkey)
     examples = [example_from_json(r) for r in read_jsonl(work / "mined.jsonl")]
+    mined_from = int(_read_json(work / "mine.json")["pairs"])
+    mining = {
+        "pairs": mined_from,
+        "examples": len(examples),
+        "with_negative": sum(bool(e.negatives) for e in examples),
+        # more than half found a negative: those that found none are left out of training
+        "left_out_without_negative": max(mined_from - len(examples), 0),
+    }
     console.print(
-        f"{len(examples)} training examples, "
-        f"{sum(bool(e.negatives) for e in examples)} with a hard negative"
+        f"{len(examples)} training examples, {mining['with_negative']} with a hard negative"
+        + (
+            f"; {mining['left_out_without_negative']} pairs without one left out"
+            if mining["left_out_without_negative"]
+            else ""
+        )
     )
 
-    # The user's questions: dev decides publishing, test (when there are enough) is reported.
-    qsplit = split_questions(questions, cfg.seed, min_questions=QUESTIONS_FOR_A_TEST)
-    q_dev = question_evalset(qsplit.dev, docs, "questions (dev)") if qsplit.dev else None
-    q_test = question_evalset(qsplit.test, docs, "questions (test)") if qsplit.test else None
-    unmatched = sum(not r for r in q_dev.qrels.values()) if q_dev is not None else 0
-    if q_test is not None:
-        unmatched += sum(not r for r in q_test.qrels.values())
-    if questions and unmatched == len(questions):
-        raise RagtuneError(f"{cfg.queries}: no question's path is a file of {cfg.input}")
-    if unmatched:
-        console.print(f"[yellow]{unmatched} questions name a path with no chunk: not scored")
     # the user's questions decide; else pseudo-queries, whose strata are their generators: the
     # gate then asks for a gain on every generator's queries (train/gate.py)
     dev = (
@@ -295,6 +322,12 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
     if stages.fresh("train", tkey) and artefact_kind(model_dir) == "model":
         training: dict[str, Any] = _read_json(work / "train.json")
     else:
+        # A run killed mid-training resumes from its checkpoints; a run with other examples,
+        # settings or dev set starts afresh: its model folder (this command's own, checked
+        # above) is replaced, not refused as a different run.
+        if stages.done.get("train:started") != tkey and os.path.lexists(model_dir):
+            discard_own(model_dir)
+        stages.finish("train:started", tkey)
         trained = train(tcfg, examples=examples, dev=dev)
         training = {
             "steps": trained.steps,
@@ -356,7 +389,7 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
             cfg.input,
             tuned,
             index_dir,
-            IndexConfig(exclude=cfg.exclude),
+            IndexConfig(exclude=exclude),
             model_ref=str(model_dir.resolve()),
         )
         serve = f"ragtune serve {index_dir}"
@@ -378,6 +411,7 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
             "removed": removed,
         },
         "splits": {s: {"pairs": len(split[s]), "files": len(paths[s])} for s in split},
+        "mining": mining,
         "training": training,
         "test": {r.system: r.metrics for r in systems},
         "per_generator": per_generator,
@@ -447,6 +481,56 @@ def _llm_key(cfg: TuneConfig, name: str) -> list[Any]:
     return [cfg.llm_model, cfg.llm_questions] if name == LLM_NAME else []
 
 
+def own_output(source: str, out: Path) -> tuple[str, ...]:
+    """The exclude pattern of ``out`` when it lies inside the folder ``source`` (``tune . --out
+    runs/x``): the run's own model, stages and report are not the user's documents."""
+    root = Path(source).expanduser().resolve()
+    if not root.is_dir():
+        return ()
+    try:
+        inside = out.resolve().relative_to(root)
+    except ValueError:
+        return ()
+    return (f"/{inside.as_posix()}/",)
+
+
+def check_questions(
+    cfg: TuneConfig,
+    questions: list[Question],
+    dev: EvalSet | None,
+    test: EvalSet | None,
+    chunks: list[Chunk],
+) -> int:
+    """The number of questions whose path has no chunk (named in a warning); refuse a run in
+    which the dev or the test questions would all be unscored."""
+    if not questions:
+        return 0
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for c in chunks:
+        spans.setdefault(c.path, []).append((c.start_line, c.end_line))
+
+    def found(q: Question) -> bool:  # as question_evalset matches: the file, or a chunk's line
+        return q.path in spans and (q.line == 0 or any(a <= q.line <= b for a, b in spans[q.path]))
+
+    missing = sorted(
+        {f"{q.path}:{q.line}" if q.line else q.path for q in questions if not found(q)}
+    )
+    shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+    for part, evalset in (("dev", dev), ("test", test)):
+        if evalset is not None and not evalset.queries:
+            raise RagtuneError(
+                f"{cfg.queries}: no {part} question names a file (or line) of {cfg.input} with "
+                f"a chunk; not found: {shown}"
+            )
+    unmatched = len(questions) - len(dev.queries if dev else {}) - len(test.queries if test else {})
+    if unmatched:
+        console.print(
+            f"[yellow]{unmatched} questions name a path or line with no chunk, not scored: {shown}",
+            soft_wrap=True,
+        )
+    return unmatched
+
+
 def raise_empty(source: str) -> None:
     raise RagtuneError(f"{source}: no text to chunk (no readable text files or records)")
 
@@ -478,6 +562,7 @@ def _subset(test: EvalSet, generator: str) -> EvalSet:
         test.corpus,
         {q: r for q, r in test.qrels.items() if q in keep},
         name=generator,
+        unjudged={q: d for q, d in test.unjudged.items() if q in keep},
     )
 
 
