@@ -12,6 +12,7 @@ from ragtune.errors import RagtuneError
 from ragtune.tune import TuneConfig, run_tune
 from tests.cli.test_tune import TOPICS, config, make_repo, ragtune
 from tests.conftest import make_tiny_encoder
+from tests.pseudo.llm_standin import StandIn
 
 
 @pytest.fixture
@@ -119,3 +120,30 @@ def test_the_cli_turns_a_bad_budget_into_one_line_and_exit_code_1(tmp_path):
     _, err = run.communicate(timeout=120)
     assert run.returncode == 1
     assert err.strip() == "error: budget: 'soon' is not a time budget; give e.g. 30m, 1h or 900s"
+
+
+def test_chunks_the_llm_failed_on_are_asked_again_by_a_rerun_and_only_they(tmp_path, tiny_model):
+    repo = make_repo(tmp_path / "repo")
+    out = tmp_path / "run"
+    with StandIn() as server:
+        server.by_passage = lambda passage, asked: "400" if "glacier" in passage else "ok"
+        cfg = config(
+            repo,
+            out,
+            tiny_model,
+            generators=("docstring", "openai"),
+            llm_url=server.url,
+            llm_model="tiny-model",
+            index=False,
+        )
+        first = run_tune(cfg).summary["generators"]["openai"]["llm"]
+        assert first["failures"] > 0 and server.calls == first["chunks_asked"]
+        server.by_passage = None  # the endpoint is healthy again
+        again = run_tune(cfg)
+        assert "queries:openai" not in again.summary["reused_stages"]
+        llm = again.summary["generators"]["openai"]["llm"]
+        assert llm["chunks_asked"] == first["failures"] and llm["failures"] == 0
+        assert server.calls == first["chunks_asked"] + first["failures"]
+        third = run_tune(cfg)  # now complete: reused, nothing asked
+        assert "queries:openai" in third.summary["reused_stages"]
+        assert server.calls == first["chunks_asked"] + first["failures"]

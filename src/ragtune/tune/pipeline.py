@@ -152,7 +152,15 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
             if isinstance(gen, LlmGenerator):
                 info["llm"] = gen.stats.to_json()
             atomic_write_json(work / f"queries-{name}.json", info)
-            stages.finish(f"queries:{name}", gkey)
+            if isinstance(gen, LlmGenerator) and gen.stats.failures:
+                # not recorded as done: a rerun asks again for the chunks that failed (the
+                # answers it has are in the cache, so it sends only those)
+                console.print(
+                    f"[yellow]{gen.stats.failures} chunks got no answer from the LLM; "
+                    "run again to ask for them"
+                )
+            else:
+                stages.finish(f"queries:{name}", gkey)
         made = [PseudoPair.from_json(r) for r in read_jsonl(path)]
         generated[name] = {
             "pairs": len(made),
